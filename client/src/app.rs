@@ -1,0 +1,354 @@
+//! Runs a parsed command against stressd: connect, call, print, and map failures to exit codes.
+
+use std::future::Future;
+use std::io::{self, Write};
+use std::pin::Pin;
+use std::time::Duration;
+
+use memstress_proto::v1::{
+    ClearRequest, LogEntry, StartRequest, StatusRequest, StopRequest, WatchLogsRequest,
+    stress_service_client::StressServiceClient,
+};
+use serde_json::Value;
+use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+use crate::cli::{Cli, Command, HealthArgs, LogsArgs, OutputFormat, StartArgs};
+use crate::error::CliError;
+use crate::follow::{self, FollowAction, RunEnd};
+use crate::{human, json, text};
+
+/// Runs one command to completion.
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let ctx = Ctx::connect(&cli.global.addr, cli.global.timeout, cli.global.output).await?;
+    match cli.command {
+        Command::Start(args) => ctx.start(&args).await,
+        Command::Stop => ctx.stop().await,
+        Command::Status => ctx.status().await,
+        Command::Clear => ctx.clear().await,
+        Command::Logs(args) => ctx.logs(&args).await,
+        Command::Health(args) => ctx.health(&args).await,
+    }
+}
+
+/// A connected channel plus the global options every command needs.
+struct Ctx {
+    addr: String,
+    timeout: Duration,
+    output: OutputFormat,
+    channel: Channel,
+}
+
+/// Writes `s` to stdout and flushes, so followed entries appear as they arrive.
+fn print_text(s: &str) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(s.as_bytes())?;
+    out.flush()
+}
+
+/// Writes one JSON document on one line.
+fn print_json(v: &Value) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    serde_json::to_writer(&mut out, v)?;
+    out.write_all(b"\n")?;
+    out.flush()
+}
+
+/// Whether a status reports that the call's deadline passed: DEADLINE_EXCEEDED, or the
+/// CANCELLED "Timeout expired" a tonic server sends when it enforces `grpc-timeout`.
+fn is_deadline(status: &tonic::Status) -> bool {
+    match status.code() {
+        tonic::Code::DeadlineExceeded => true,
+        tonic::Code::Cancelled => status.message() == "Timeout expired",
+        _ => false,
+    }
+}
+
+/// A future that completes on Ctrl-C. The handler is installed now, not on first poll, so a
+/// Ctrl-C right after the "Following" note cannot kill the process before it is caught. If no
+/// handler can be installed the future never completes (Ctrl-C then terminates as usual).
+fn interrupt_listener() -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::interrupt()) {
+            Ok(mut sig) => Box::pin(async move {
+                if sig.recv().await.is_none() {
+                    std::future::pending::<()>().await;
+                }
+            }),
+            Err(_) => Box::pin(std::future::pending()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        Box::pin(async {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        })
+    }
+}
+
+/// Why a followed stream stopped delivering.
+enum StreamStop {
+    /// The server ended the stream.
+    Ended,
+    /// The stream failed.
+    Failed(CliError),
+    /// Ctrl-C.
+    Interrupted,
+}
+
+impl Ctx {
+    /// Connects eagerly so an unreachable server is reported once, before any call.
+    async fn connect(
+        addr: &str,
+        timeout: Duration,
+        output: OutputFormat,
+    ) -> Result<Self, CliError> {
+        let endpoint = Endpoint::from_shared(addr.to_owned())
+            .map_err(|e| CliError::connect(addr, timeout, &e))?
+            .connect_timeout(timeout);
+        let channel = match tokio::time::timeout(timeout, endpoint.connect()).await {
+            Err(_) => {
+                return Err(CliError::Unreachable {
+                    addr: addr.to_owned(),
+                    reason: format!("timed out after {}", human::duration(timeout)),
+                });
+            }
+            Ok(Err(e)) => return Err(CliError::connect(addr, timeout, &e)),
+            Ok(Ok(channel)) => channel,
+        };
+        Ok(Ctx {
+            addr: addr.to_owned(),
+            timeout,
+            output,
+            channel,
+        })
+    }
+
+    fn client(&self) -> StressServiceClient<Channel> {
+        StressServiceClient::new(self.channel.clone())
+    }
+
+    /// A unary request carrying the deadline, so the server can give up too.
+    fn request<T>(&self, msg: T) -> tonic::Request<T> {
+        let mut req = tonic::Request::new(msg);
+        req.set_timeout(self.timeout);
+        req
+    }
+
+    /// Awaits a call (or the opening of a stream) within `--timeout`.
+    async fn call<T>(
+        &self,
+        rpc: &'static str,
+        fut: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    ) -> Result<T, CliError> {
+        let timed_out = || CliError::Timeout {
+            addr: self.addr.clone(),
+            rpc,
+            timeout: self.timeout,
+        };
+        match tokio::time::timeout(self.timeout, fut).await {
+            Err(_) => Err(timed_out()),
+            // The server enforcing our grpc-timeout can beat the local timer; same failure.
+            Ok(Err(status)) if is_deadline(&status) => Err(timed_out()),
+            Ok(Err(status)) => Err(CliError::status(&self.addr, self.timeout, status)),
+            Ok(Ok(resp)) => Ok(resp.into_inner()),
+        }
+    }
+
+    /// Prints a result in the chosen format.
+    fn emit(&self, text: impl FnOnce() -> String, json: impl FnOnce() -> Value) -> io::Result<()> {
+        match self.output {
+            OutputFormat::Text => print_text(&text()),
+            OutputFormat::Json => print_json(&json()),
+        }
+    }
+
+    fn emit_entry(&self, e: &LogEntry) -> io::Result<()> {
+        self.emit(|| text::log_entry(e), || json::log_entry(e))
+    }
+
+    async fn start(&self, args: &StartArgs) -> Result<(), CliError> {
+        let req: StartRequest = args.to_request();
+        let mut client = self.client();
+        let resp = self.call("Start", client.start(self.request(req))).await?;
+        self.emit(|| text::start(&resp), || json::start(&resp))?;
+        if !args.follow {
+            return Ok(());
+        }
+        self.follow_run(&resp.run_id).await
+    }
+
+    /// Opens WatchLogs. No grpc-timeout header: a followed stream must outlive `--timeout`.
+    async fn watch(
+        &self,
+        from_sequence: u64,
+        follow: bool,
+    ) -> Result<tonic::Streaming<LogEntry>, CliError> {
+        let mut client = self.client();
+        let req = tonic::Request::new(WatchLogsRequest {
+            from_sequence,
+            follow,
+        });
+        self.call("WatchLogs", client.watch_logs(req)).await
+    }
+
+    /// Next entry, or why there is none. `interrupt` is the one Ctrl-C future of the whole
+    /// stream, not one per entry, so a Ctrl-C between entries is not lost.
+    async fn next_entry<I>(
+        &self,
+        stream: &mut tonic::Streaming<LogEntry>,
+        interrupt: &mut I,
+    ) -> Result<LogEntry, StreamStop>
+    where
+        I: Future<Output = ()> + Unpin,
+    {
+        tokio::select! {
+            r = stream.message() => match r {
+                Ok(Some(e)) => Ok(e),
+                Ok(None) => Err(StreamStop::Ended),
+                Err(status) => Err(StreamStop::Failed(CliError::status(
+                    &self.addr,
+                    self.timeout,
+                    status,
+                ))),
+            },
+            () = interrupt => Err(StreamStop::Interrupted),
+        }
+    }
+
+    /// `start --follow`: the run's entries (and missed-entry notices) until it ends.
+    async fn follow_run(&self, run_id: &str) -> Result<(), CliError> {
+        let mut stream = self.watch(0, true).await?;
+        let mut interrupt = interrupt_listener();
+        eprintln!("Following run {run_id} (Ctrl-C stops following, not the run).");
+        loop {
+            let entry = match self.next_entry(&mut stream, &mut interrupt).await {
+                Ok(entry) => entry,
+                Err(StreamStop::Interrupted) => {
+                    eprintln!(
+                        "\nStopped following; run {run_id} keeps running. Stop it with: stressctl --addr {} stop",
+                        self.addr
+                    );
+                    return Err(CliError::Interrupted);
+                }
+                Err(StreamStop::Ended) => {
+                    return Err(CliError::StreamEnded(format!(
+                        "log stream from stressd at {} ended before run {run_id} finished (server shutting down?)",
+                        self.addr
+                    )));
+                }
+                Err(StreamStop::Failed(e)) => {
+                    return Err(CliError::StreamEnded(format!(
+                        "log stream broke before run {run_id} finished: {e}"
+                    )));
+                }
+            };
+            match follow::decide(run_id, &entry) {
+                FollowAction::Skip => {}
+                FollowAction::Print => self.emit_entry(&entry)?,
+                FollowAction::PrintAndStop(end) => {
+                    self.emit_entry(&entry)?;
+                    return match end {
+                        RunEnd::Completed | RunEnd::Stopped => Ok(()),
+                        RunEnd::Failed => Err(CliError::RunFailed {
+                            run_id: run_id.to_owned(),
+                            message: entry.message,
+                        }),
+                    };
+                }
+            }
+        }
+    }
+
+    async fn stop(&self) -> Result<(), CliError> {
+        let mut client = self.client();
+        let resp = self
+            .call("Stop", client.stop(self.request(StopRequest {})))
+            .await?;
+        Ok(self.emit(|| text::stop(&resp), || json::stop(&resp))?)
+    }
+
+    async fn status(&self) -> Result<(), CliError> {
+        let mut client = self.client();
+        let resp = self
+            .call("Status", client.status(self.request(StatusRequest {})))
+            .await?;
+        Ok(self.emit(|| text::status(&resp), || json::status(&resp))?)
+    }
+
+    async fn clear(&self) -> Result<(), CliError> {
+        let mut client = self.client();
+        let resp = self
+            .call("Clear", client.clear(self.request(ClearRequest {})))
+            .await?;
+        Ok(self.emit(|| text::clear(&resp), || json::clear(&resp))?)
+    }
+
+    async fn logs(&self, args: &LogsArgs) -> Result<(), CliError> {
+        let mut stream = self.watch(args.from, args.follow).await?;
+        // Only a followed stream catches Ctrl-C; a one-shot dump keeps the default (terminate).
+        let mut interrupt: Pin<Box<dyn Future<Output = ()> + Send>> = if args.follow {
+            interrupt_listener()
+        } else {
+            Box::pin(std::future::pending())
+        };
+        loop {
+            match self.next_entry(&mut stream, &mut interrupt).await {
+                Ok(entry) => self.emit_entry(&entry)?,
+                Err(StreamStop::Ended) if !args.follow => return Ok(()),
+                Err(StreamStop::Ended) => {
+                    return Err(CliError::StreamEnded(format!(
+                        "log stream from stressd at {} ended (server shutting down?)",
+                        self.addr
+                    )));
+                }
+                Err(StreamStop::Failed(e)) if !args.follow => return Err(e),
+                Err(StreamStop::Failed(e)) => {
+                    return Err(CliError::StreamEnded(format!("log stream broke: {e}")));
+                }
+                Err(StreamStop::Interrupted) => return Err(CliError::Interrupted),
+            }
+        }
+    }
+
+    async fn health(&self, args: &HealthArgs) -> Result<(), CliError> {
+        let mut client = HealthClient::new(self.channel.clone());
+        let mut checks = Vec::new();
+        for service in args.services() {
+            let req = self.request(HealthCheckRequest {
+                service: service.clone(),
+            });
+            let status = match self.call("Health/Check", client.check(req)).await {
+                Ok(resp) => resp.status,
+                // The health service answers NOT_FOUND for a name it does not know.
+                Err(CliError::Rpc(s)) if s.code() == tonic::Code::NotFound => {
+                    ServingStatus::ServiceUnknown as i32
+                }
+                Err(e) => return Err(e),
+            };
+            checks.push((service, status));
+        }
+        self.emit(|| text::health(&checks), || json::health(&checks))?;
+        let not_serving: Vec<&str> = checks
+            .iter()
+            .filter(|(_, s)| *s != ServingStatus::Serving as i32)
+            .map(|(name, _)| {
+                if name.is_empty() {
+                    "(server)"
+                } else {
+                    name.as_str()
+                }
+            })
+            .collect();
+        if not_serving.is_empty() {
+            Ok(())
+        } else {
+            Err(CliError::NotServing(not_serving.join(", ")))
+        }
+    }
+}

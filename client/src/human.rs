@@ -1,0 +1,218 @@
+//! Humanised numbers for text output: binary sizes, durations, rates and UTC timestamps.
+//!
+//! Everything here is pure so the exact strings are pinned by unit tests; the text renderer and
+//! (if they want to) integration tests build on these.
+
+use std::time::Duration;
+
+const KIB: f64 = 1024.0;
+const MIB: f64 = 1024.0 * 1024.0;
+const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+const TIB: f64 = 1024.0 * 1024.0 * 1024.0 * 1024.0;
+
+/// A byte count in the largest binary unit that keeps it at or above 1: "1.00 GiB",
+/// "512.0 MiB", "37.5 MiB", "4.0 KiB", "512 B". GiB and TiB get two decimals (a 1% change is
+/// still visible at a glance), KiB and MiB one.
+pub fn bytes(n: u64) -> String {
+    let f = n as f64;
+    if f >= TIB {
+        format!("{:.2} TiB", f / TIB)
+    } else if f >= GIB {
+        format!("{:.2} GiB", f / GIB)
+    } else if f >= MIB {
+        format!("{:.1} MiB", f / MIB)
+    } else if f >= KIB {
+        format!("{:.1} KiB", f / KIB)
+    } else {
+        format!("{n} B")
+    }
+}
+
+/// A bytes field the proto marks `optional`: "-" when the server did not know it.
+pub fn opt_bytes(n: Option<u64>) -> String {
+    n.map_or_else(|| "-".to_owned(), bytes)
+}
+
+/// A size the server reports in MiB (log entries): always MiB with one decimal, so successive
+/// log lines line up and compare directly ("1024.3 MiB").
+pub fn mib(v: f64) -> String {
+    format!("{v:.1} MiB")
+}
+
+/// A fill rate in MiB/s with one decimal ("1843.2 MiB/s").
+pub fn mib_rate(v: f64) -> String {
+    format!("{v:.1} MiB/s")
+}
+
+/// An integer with `,` between groups of three digits ("1,234,567").
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A search rate rounded to a whole number with thousands separators ("1,000 searches/s").
+pub fn search_rate(v: f64) -> String {
+    let rounded = if v.is_finite() && v > 0.0 {
+        v.round() as u64
+    } else {
+        0
+    };
+    format!("{} searches/s", thousands(rounded))
+}
+
+/// A duration as a person would say it: "850 ms" below a second, "5s" / "12.5s" below a
+/// minute, then two units: "2m 05s", "1h 02m", "3d 04h".
+pub fn duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        return format!("{ms} ms");
+    }
+    let secs = d.as_secs();
+    if secs < 60 {
+        let tenths = (ms % 1000) / 100;
+        return if tenths == 0 {
+            format!("{secs}s")
+        } else {
+            format!("{secs}.{tenths}s")
+        };
+    }
+    if secs < 3600 {
+        return format!("{}m {:02}s", secs / 60, secs % 60);
+    }
+    if secs < 86_400 {
+        return format!("{}h {:02}m", secs / 3600, (secs % 3600) / 60);
+    }
+    format!("{}d {:02}h", secs / 86_400, (secs % 86_400) / 3600)
+}
+
+/// [`duration`] of a millisecond count as the proto carries it.
+pub fn duration_ms(ms: u64) -> String {
+    duration(Duration::from_millis(ms))
+}
+
+/// A whole-second parameter where 0 has a meaning of its own (e.g. "until stopped").
+pub fn seconds_or(secs: u32, zero: &str) -> String {
+    if secs == 0 {
+        zero.to_owned()
+    } else {
+        duration(Duration::from_secs(u64::from(secs)))
+    }
+}
+
+/// A percentage without trailing zeros ("25%", "12.5%").
+pub fn percent(v: f64) -> String {
+    format!("{v}%")
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day); Howard Hinnant's
+/// `civil_from_days`, so no date crate is needed for a UTC timestamp.
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097); // day of era, [0, 146096]
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
+    let mp = (5 * doy + 2) / 153; // March-based month, [0, 11]
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month as u32, day as u32)
+}
+
+/// Unix milliseconds as an RFC 3339 UTC timestamp with milliseconds:
+/// "2026-11-27T06:05:01.123Z".
+pub fn timestamp_ms(unix_ms: i64) -> String {
+    let days = unix_ms.div_euclid(86_400_000);
+    let ms_of_day = unix_ms.rem_euclid(86_400_000);
+    let (y, m, d) = civil_from_days(days);
+    let secs = ms_of_day / 1000;
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        secs / 3600,
+        (secs % 3600) / 60,
+        secs % 60,
+        ms_of_day % 1000
+    )
+}
+
+/// A yes/no flag for text output.
+pub fn yes_no(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(bytes(0), "0 B");
+        assert_eq!(bytes(1023), "1023 B");
+        assert_eq!(bytes(4096), "4.0 KiB");
+        assert_eq!(bytes(1 << 30), "1.00 GiB");
+        assert_eq!(bytes(512 << 20), "512.0 MiB");
+        assert_eq!(bytes(37 * (1 << 20) + (1 << 19)), "37.5 MiB");
+        assert_eq!(bytes(3 * (1 << 30) + (1 << 29)), "3.50 GiB");
+        assert_eq!(bytes(2 << 40), "2.00 TiB");
+        assert_eq!(opt_bytes(None), "-");
+        assert_eq!(opt_bytes(Some(1 << 20)), "1.0 MiB");
+        assert_eq!(mib(1024.3), "1024.3 MiB");
+    }
+
+    #[test]
+    fn rates_and_counts() {
+        assert_eq!(mib_rate(1843.24), "1843.2 MiB/s");
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(thousands(u64::MAX), "18,446,744,073,709,551,615");
+        assert_eq!(search_rate(1000.0), "1,000 searches/s");
+        assert_eq!(search_rate(999.6), "1,000 searches/s");
+        assert_eq!(search_rate(0.0), "0 searches/s");
+        assert_eq!(search_rate(f64::NAN), "0 searches/s");
+        assert_eq!(percent(25.0), "25%");
+        assert_eq!(percent(12.5), "12.5%");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration_ms(0), "0 ms");
+        assert_eq!(duration_ms(850), "850 ms");
+        assert_eq!(duration_ms(1000), "1s");
+        assert_eq!(duration_ms(12_500), "12.5s");
+        assert_eq!(duration_ms(59_999), "59.9s");
+        assert_eq!(duration_ms(125_000), "2m 05s");
+        assert_eq!(duration_ms(120_000), "2m 00s");
+        assert_eq!(duration_ms(3_720_000), "1h 02m");
+        assert_eq!(duration_ms(86_400_000 + 4 * 3_600_000), "1d 04h");
+        assert_eq!(seconds_or(0, "until stopped"), "until stopped");
+        assert_eq!(seconds_or(120, "x"), "2m 00s");
+    }
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(civil_from_days(11_017), (2000, 3, 1));
+        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+    }
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(timestamp_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(timestamp_ms(-1), "1969-12-31T23:59:59.999Z");
+        // 2026-11-27T06:05:01.123Z
+        assert_eq!(timestamp_ms(1_795_759_501_123), "2026-11-27T06:05:01.123Z");
+        assert_eq!(timestamp_ms(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(timestamp_ms(1_709_251_199_999), "2024-02-29T23:59:59.999Z");
+    }
+}

@@ -1,0 +1,367 @@
+//! `--output json`: the proto messages as `serde_json` values, mapped by hand because prost
+//! types do not derive `Serialize`.
+//!
+//! Conventions: field names are the proto field names; enums are their proto names
+//! ("STATE_SEARCHING", "SCOPE_PROCESS", "BASIS_SOURCE_CGROUP_V2", "SEARCH_TREE_PROGRESS") and
+//! "UNKNOWN(<n>)" for a value this client does not know; numbers are raw (bytes as integers,
+//! times as Unix milliseconds or millisecond counts); proto `optional` fields and unset message
+//! fields are `null` when absent.
+
+use memstress_proto::v1::{
+    BasisSource, ClearResponse, ContainerMemory, LogEntry, MemoryBasis, Operation, RunParameters,
+    Scope, StartResponse, State, StatusResponse, StopResponse,
+};
+use serde_json::{Value, json};
+use tonic_health::pb::health_check_response::ServingStatus;
+
+/// Proto name of an enum value, or "UNKNOWN(n)" for one newer than this client.
+fn enum_name<E>(value: i32, name: impl Fn(E) -> &'static str) -> String
+where
+    E: TryFrom<i32>,
+{
+    E::try_from(value).map_or_else(|_| format!("UNKNOWN({value})"), |e| name(e).to_owned())
+}
+
+/// `State` as its proto name, e.g. "STATE_SEARCHING".
+pub fn state_name(v: i32) -> String {
+    enum_name(v, |e: State| e.as_str_name())
+}
+
+/// `Scope` as its proto name, e.g. "SCOPE_PROCESS".
+pub fn scope_name(v: i32) -> String {
+    enum_name(v, |e: Scope| e.as_str_name())
+}
+
+/// `BasisSource` as its proto name, e.g. "BASIS_SOURCE_CGROUP_V2".
+pub fn basis_source_name(v: i32) -> String {
+    enum_name(v, |e: BasisSource| e.as_str_name())
+}
+
+/// `Operation` as its proto name, e.g. "SEARCH_TREE_PROGRESS".
+pub fn operation_name(v: i32) -> String {
+    enum_name(v, |e: Operation| e.as_str_name())
+}
+
+/// Health `ServingStatus` as its proto name, e.g. "SERVING".
+pub fn serving_status_name(v: i32) -> String {
+    enum_name(v, |e: ServingStatus| e.as_str_name())
+}
+
+/// A `MemoryBasis` (null when the server left it unset).
+pub fn basis(b: Option<&MemoryBasis>) -> Value {
+    match b {
+        None => Value::Null,
+        Some(b) => json!({
+            "limit_bytes": b.limit_bytes,
+            "source": basis_source_name(b.source),
+            "detail": b.detail,
+        }),
+    }
+}
+
+/// `RunParameters` (null when the server left it unset).
+pub fn parameters(p: Option<&RunParameters>) -> Value {
+    match p {
+        None => Value::Null,
+        Some(p) => json!({
+            "memory_mb": p.memory_mb,
+            "memory_percent": p.memory_percent,
+            "duration_seconds": p.duration_seconds,
+            "log_interval_seconds": p.log_interval_seconds,
+            "payload_size_kb": p.payload_size_kb,
+            "ramp_mb_per_second": p.ramp_mb_per_second,
+            "search_rate": p.search_rate,
+            "keep_hot": p.keep_hot,
+            "huge_pages": p.huge_pages,
+            "scope": scope_name(p.scope),
+            "allow_oom": p.allow_oom,
+        }),
+    }
+}
+
+/// `ContainerMemory` (null when the server left it unset).
+pub fn container(c: Option<&ContainerMemory>) -> Value {
+    match c {
+        None => Value::Null,
+        Some(c) => json!({
+            "cgroup_version": c.cgroup_version,
+            "cgroup_path": c.cgroup_path,
+            "limit_bytes": c.limit_bytes,
+            "usage_bytes": c.usage_bytes,
+            "working_set_bytes": c.working_set_bytes,
+            "oom_kills": c.oom_kills,
+            "pressure_some_avg10": c.pressure_some_avg10,
+            "pressure_full_avg10": c.pressure_full_avg10,
+            "pressure_some_total_us": c.pressure_some_total_us,
+            "oom_kills_during_run": c.oom_kills_during_run,
+        }),
+    }
+}
+
+/// The result of `start`.
+pub fn start(r: &StartResponse) -> Value {
+    json!({
+        "run_id": r.run_id,
+        "target_bytes": r.target_bytes,
+        "basis": basis(r.basis.as_ref()),
+        "parameters": parameters(r.parameters.as_ref()),
+        "previous_run_released_bytes": r.previous_run_released_bytes,
+    })
+}
+
+/// The result of `stop`.
+pub fn stop(r: &StopResponse) -> Value {
+    json!({
+        "state": state_name(r.state),
+        "stopped": r.stopped,
+        "run_id": r.run_id,
+        "message": r.message,
+    })
+}
+
+/// The result of `status`.
+pub fn status(s: &StatusResponse) -> Value {
+    json!({
+        "state": state_name(s.state),
+        "run_id": s.run_id,
+        "parameters": parameters(s.parameters.as_ref()),
+        "target_bytes": s.target_bytes,
+        "nodes": s.nodes,
+        "payload_bytes": s.payload_bytes,
+        "rss_bytes": s.rss_bytes,
+        "peak_rss_bytes": s.peak_rss_bytes,
+        "basis": basis(s.basis.as_ref()),
+        "searches": s.searches,
+        "searches_per_second": s.searches_per_second,
+        "started_at_unix_ms": s.started_at_unix_ms,
+        "elapsed_ms": s.elapsed_ms,
+        "remaining_ms": s.remaining_ms,
+        "last_error": s.last_error,
+        "fill_rate_mb_per_second": s.fill_rate_mb_per_second,
+        "current_fill_rate_mb_per_second": s.current_fill_rate_mb_per_second,
+        "time_to_target_ms": s.time_to_target_ms,
+        "container": container(s.container.as_ref()),
+        "process_cpu_seconds": s.process_cpu_seconds,
+        "huge_page_bytes": s.huge_page_bytes,
+    })
+}
+
+/// The result of `clear`.
+pub fn clear(r: &ClearResponse) -> Value {
+    json!({
+        "released_bytes": r.released_bytes,
+        "rss_before_bytes": r.rss_before_bytes,
+        "rss_after_bytes": r.rss_after_bytes,
+        "nodes_released": r.nodes_released,
+        "stopped_running": r.stopped_running,
+        "duration_ms": r.duration_ms,
+    })
+}
+
+/// One log entry (one line of `logs` / `start --follow` output).
+pub fn log_entry(e: &LogEntry) -> Value {
+    json!({
+        "sequence": e.sequence,
+        "timestamp_unix_ms": e.timestamp_unix_ms,
+        "operation": operation_name(e.operation),
+        "memory_mb": e.memory_mb,
+        "message": e.message,
+        "run_id": e.run_id,
+        "missed": e.missed,
+        "working_set_mb": e.working_set_mb,
+    })
+}
+
+/// The result of `health`: each checked service's status and whether all are SERVING.
+pub fn health(checks: &[(String, i32)]) -> Value {
+    let serving = checks
+        .iter()
+        .all(|(_, s)| *s == ServingStatus::Serving as i32);
+    let list: Vec<Value> = checks
+        .iter()
+        .map(|(service, s)| json!({ "service": service, "status": serving_status_name(*s) }))
+        .collect();
+    json!({ "serving": serving, "checks": list })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn sample_status() -> StatusResponse {
+        StatusResponse {
+            state: State::Searching as i32,
+            run_id: "r-1".into(),
+            parameters: Some(RunParameters {
+                memory_mb: Some(1024),
+                memory_percent: None,
+                duration_seconds: 120,
+                log_interval_seconds: 5,
+                payload_size_kb: 100,
+                ramp_mb_per_second: 0.0,
+                search_rate: 1000,
+                keep_hot: true,
+                huge_pages: false,
+                scope: Scope::Container as i32,
+                allow_oom: false,
+            }),
+            target_bytes: 1 << 30,
+            nodes: 10_486,
+            payload_bytes: 1 << 30,
+            rss_bytes: 1_100_000_000,
+            peak_rss_bytes: 1_200_000_000,
+            basis: Some(MemoryBasis {
+                limit_bytes: 4 << 30,
+                source: BasisSource::CgroupV2 as i32,
+                detail: "/sys/fs/cgroup/memory.max".into(),
+            }),
+            searches: 123_456,
+            searches_per_second: 999.5,
+            started_at_unix_ms: 1_795_759_501_123,
+            elapsed_ms: 65_000,
+            remaining_ms: None,
+            last_error: String::new(),
+            fill_rate_mb_per_second: 1843.25,
+            current_fill_rate_mb_per_second: 0.0,
+            time_to_target_ms: Some(560),
+            container: Some(ContainerMemory {
+                cgroup_version: "v2".into(),
+                cgroup_path: "/kubepods/pod1/c1".into(),
+                limit_bytes: Some(4 << 30),
+                usage_bytes: Some(1_200_000_000),
+                working_set_bytes: None,
+                oom_kills: Some(0),
+                pressure_some_avg10: Some(0.5),
+                pressure_full_avg10: None,
+                pressure_some_total_us: Some(1234),
+                oom_kills_during_run: 0,
+            }),
+            process_cpu_seconds: 12.5,
+            huge_page_bytes: 0,
+        }
+    }
+
+    #[test]
+    fn status_mapping() {
+        let v = status(&sample_status());
+        assert_eq!(v["state"], "STATE_SEARCHING");
+        assert_eq!(v["run_id"], "r-1");
+        assert_eq!(v["target_bytes"], 1u64 << 30);
+        assert_eq!(v["remaining_ms"], Value::Null);
+        assert_eq!(v["time_to_target_ms"], 560);
+        assert_eq!(v["searches_per_second"], 999.5);
+        assert_eq!(v["started_at_unix_ms"], 1_795_759_501_123i64);
+        assert_eq!(v["last_error"], "");
+        assert_eq!(v["parameters"]["memory_mb"], 1024);
+        assert_eq!(v["parameters"]["memory_percent"], Value::Null);
+        assert_eq!(v["parameters"]["scope"], "SCOPE_CONTAINER");
+        assert_eq!(v["parameters"]["keep_hot"], true);
+        assert_eq!(v["basis"]["source"], "BASIS_SOURCE_CGROUP_V2");
+        assert_eq!(v["basis"]["limit_bytes"], 4u64 << 30);
+        assert_eq!(v["container"]["working_set_bytes"], Value::Null);
+        assert_eq!(v["container"]["pressure_some_avg10"], 0.5);
+        assert_eq!(v["container"]["pressure_full_avg10"], Value::Null);
+        assert_eq!(v["container"]["oom_kills"], 0);
+        assert_eq!(v.as_object().unwrap().len(), 21);
+        assert_eq!(v["parameters"].as_object().unwrap().len(), 11);
+        assert_eq!(v["container"].as_object().unwrap().len(), 10);
+        // One document on one line.
+        let line = serde_json::to_string(&v).unwrap();
+        assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn unset_messages_are_null() {
+        let v = status(&StatusResponse::default());
+        assert_eq!(v["state"], "STATE_UNSPECIFIED");
+        assert_eq!(v["parameters"], Value::Null);
+        assert_eq!(v["basis"], Value::Null);
+        assert_eq!(v["container"], Value::Null);
+        let s = StatusResponse {
+            state: 42,
+            ..StatusResponse::default()
+        };
+        assert_eq!(status(&s)["state"], "UNKNOWN(42)");
+    }
+
+    #[test]
+    fn log_entry_mapping() {
+        let e = LogEntry {
+            sequence: 12,
+            timestamp_unix_ms: 1_795_759_501_123,
+            operation: Operation::SearchTreeProgress as i32,
+            memory_mb: 1024.25,
+            message: "held".into(),
+            run_id: "r-1".into(),
+            missed: 0,
+            working_set_mb: Some(1100.5),
+        };
+        let v = log_entry(&e);
+        assert_eq!(
+            v,
+            json!({
+                "sequence": 12,
+                "timestamp_unix_ms": 1_795_759_501_123i64,
+                "operation": "SEARCH_TREE_PROGRESS",
+                "memory_mb": 1024.25,
+                "message": "held",
+                "run_id": "r-1",
+                "missed": 0,
+                "working_set_mb": 1100.5,
+            })
+        );
+        let missed = LogEntry {
+            operation: Operation::LogEntriesMissed as i32,
+            missed: 7,
+            ..LogEntry::default()
+        };
+        let v = log_entry(&missed);
+        assert_eq!(v["operation"], "LOG_ENTRIES_MISSED");
+        assert_eq!(v["missed"], 7);
+        assert_eq!(v["working_set_mb"], Value::Null);
+    }
+
+    #[test]
+    fn other_results() {
+        let v = start(&StartResponse {
+            run_id: "r-2".into(),
+            target_bytes: 512 << 20,
+            basis: None,
+            parameters: None,
+            previous_run_released_bytes: 3,
+        });
+        assert_eq!(v["run_id"], "r-2");
+        assert_eq!(v["basis"], Value::Null);
+        assert_eq!(v["previous_run_released_bytes"], 3);
+
+        let v = stop(&StopResponse {
+            state: State::Stopped as i32,
+            stopped: true,
+            run_id: "r-2".into(),
+            message: "stopped".into(),
+        });
+        assert_eq!(v["state"], "STATE_STOPPED");
+        assert_eq!(v["stopped"], true);
+
+        let v = clear(&ClearResponse {
+            released_bytes: 1 << 30,
+            rss_before_bytes: 2,
+            rss_after_bytes: 1,
+            nodes_released: 10,
+            stopped_running: false,
+            duration_ms: 15,
+        });
+        assert_eq!(v["released_bytes"], 1u64 << 30);
+        assert_eq!(v["duration_ms"], 15);
+
+        let v = health(&[
+            (String::new(), ServingStatus::Serving as i32),
+            ("x".into(), ServingStatus::NotServing as i32),
+        ]);
+        assert_eq!(v["serving"], false);
+        assert_eq!(v["checks"][0]["service"], "");
+        assert_eq!(v["checks"][0]["status"], "SERVING");
+        assert_eq!(v["checks"][1]["status"], "NOT_SERVING");
+    }
+}

@@ -1,0 +1,17 @@
+//! stressctl, the command-line client of stressd (memstress).
+//!
+//! The binary is a thin wrapper around [`app::run`]; everything else (clap definitions,
+//! humanised formatting, JSON mapping, the `--follow` rules, error classification) lives here so
+//! it is unit-tested and reusable by integration tests.
+
+pub mod app;
+pub mod cli;
+pub mod error;
+pub mod follow;
+pub mod human;
+pub mod json;
+pub mod text;
+
+pub use app::run;
+pub use cli::Cli;
+pub use error::CliError;

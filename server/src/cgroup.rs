@@ -1,0 +1,1513 @@
+//! The container's own memory cgroup, read the way the kubelet and the kernel read it.
+//!
+//! Percent targets, working-set tracking and OOM detection are only meaningful when they
+//! are measured against the same numbers that drive eviction (`kubectl top`, the kubelet's
+//! working set) and the OOM killer (the effective cgroup limit). `/proc/meminfo` and sysinfo
+//! report the *host*, which inside a container is the wrong basis, so this module resolves
+//! the process's own cgroup on cgroup v2 (unified), v1 and hybrid machines and reads its
+//! memory files directly.
+//!
+//! Resolution happens once ([`CgroupProbe::discover`]) from `<root>/proc/self/cgroup` and
+//! `<root>/proc/self/mountinfo`; afterwards every read is a plain file read of a precomputed
+//! path, cheap enough to run after every allocation batch. All OS access goes through an
+//! injectable filesystem root (`/` in production) so tests can feed fixture trees.
+//!
+//! Nothing here panics or fails: content that cannot be read or parsed simply yields `None`.
+//!
+//! The percent basis ([`CgroupProbe::basis`]) prefers a cgroup limit, then the downward-API
+//! env value *only* if the cgroup files could not be read at all, then host total. A cgroup
+//! that is readable and says "unlimited" yields host total, because Kubernetes' downward API
+//! reports node allocatable for containers without a limit.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Values at or above this are "no limit" (v1 reports `PAGE_COUNTER_MAX` pages as a byte
+/// count such as 9223372036854771712; nothing real is 1 EiB).
+const UNLIMITED_THRESHOLD: u64 = 1 << 60;
+
+/// cgroup version of the memory controller in use.
+///
+/// The two versions name their files differently and have different "unlimited" encodings,
+/// so callers that display or log paths need to know which one was resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupVersion {
+    /// Legacy per-controller hierarchy (`memory.limit_in_bytes` & co).
+    V1,
+    /// Unified hierarchy (`memory.max` & co).
+    V2,
+}
+
+impl CgroupVersion {
+    /// Short stable label for logs, metrics and API responses.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CgroupVersion::V1 => "v1",
+            CgroupVersion::V2 => "v2",
+        }
+    }
+
+    fn basis_source(self) -> BasisSource {
+        match self {
+            CgroupVersion::V1 => BasisSource::CgroupV1,
+            CgroupVersion::V2 => BasisSource::CgroupV2,
+        }
+    }
+}
+
+/// Where the memory basis came from.
+///
+/// Reported alongside percent targets so an operator can tell whether "50%" meant half of
+/// the container limit or half of the node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BasisSource {
+    /// A limit set in the cgroup v2 hierarchy.
+    CgroupV2,
+    /// A limit set in the cgroup v1 memory hierarchy.
+    CgroupV1,
+    /// `MEMORY_LIMIT_BYTES` (Kubernetes downward API), used only when cgroup files were unreadable.
+    DownwardApi,
+    /// Host physical memory: no cgroup limit applies.
+    HostTotal,
+}
+
+/// The number a percent target is taken of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryBasis {
+    /// Bytes that 100% corresponds to.
+    pub limit_bytes: u64,
+    /// Which source won.
+    pub source: BasisSource,
+    /// Human-readable provenance: the in-container path of the file read (no injected root
+    /// prefix), `env MEMORY_LIMIT_BYTES`, or `host MemTotal (no cgroup limit)`.
+    pub detail: String,
+}
+
+/// PSI memory pressure of the cgroup.
+///
+/// Pressure rises before the OOM killer acts, so it is the early signal that a stress target
+/// is pushing the container into reclaim.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Psi {
+    /// Share of the last 10 s in which at least one task stalled on memory, in percent.
+    pub some_avg10: f64,
+    /// Share of the last 10 s in which all non-idle tasks stalled on memory, in percent
+    /// (0.0 when the kernel does not report a `full` line).
+    pub full_avg10: f64,
+    /// Cumulative "some" stall time in microseconds; monotonic, so deltas are exact.
+    pub some_total_us: u64,
+}
+
+/// A snapshot of the container's memory. Every field is `None` where the file is
+/// absent/unreadable, so callers never mistake "unknown" for zero.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ContainerMemory {
+    /// cgroup version resolved at discovery; `None` when no memory cgroup was found.
+    pub version: Option<CgroupVersion>,
+    /// The process's cgroup path as in `/proc/self/cgroup` (empty when unknown).
+    pub cgroup_path: String,
+    /// Effective limit: minimum over the own cgroup and its ancestors up to the mount point
+    /// that set one (on v1 also `memory.stat` `hierarchical_memory_limit`, which sees
+    /// ancestors hidden above the mount root); `None` = unlimited or unknown.
+    pub limit_bytes: Option<u64>,
+    /// In-container path of the file that gave `limit_bytes`.
+    pub limit_file: Option<String>,
+    /// v2 `memory.current` / v1 `memory.usage_in_bytes`.
+    pub usage_bytes: Option<u64>,
+    /// v2 `memory.stat` `inactive_file` / v1 `memory.stat` `total_inactive_file`.
+    pub inactive_file_bytes: Option<u64>,
+    /// `usage - inactive_file`, saturating at 0: the number eviction and `kubectl top` use.
+    /// `None` unless both inputs were read.
+    pub working_set_bytes: Option<u64>,
+    /// OOM kills in this cgroup (v2 `memory.events`, v1 `memory.oom_control`).
+    pub oom_kills: Option<u64>,
+    /// PSI from `memory.pressure` (v2; on v1 only if such a file exists).
+    pub pressure: Option<Psi>,
+}
+
+/// Resolved once at start-up; cheap to call afterwards (paths precomputed, no re-discovery
+/// per read). Limits are still re-read on every call, so in-place pod resizes are seen.
+#[derive(Debug, Clone)]
+pub struct CgroupProbe {
+    cgroup_path: String,
+    env_limit_bytes: Option<u64>,
+    resolved: Option<Resolved>,
+}
+
+/// A file inside the cgroup filesystem: where to read it and how to show it.
+#[derive(Debug, Clone)]
+struct CgFile {
+    /// Path on disk (with the injected root).
+    path: PathBuf,
+    /// In-container absolute path (without the injected root).
+    display: String,
+}
+
+#[derive(Debug, Clone)]
+struct Resolved {
+    version: CgroupVersion,
+    /// Limit files from the own directory up to and including the mount point.
+    limit_files: Vec<CgFile>,
+    usage: PathBuf,
+    stat: CgFile,
+    events: PathBuf,
+    pressure: PathBuf,
+    inactive_key: &'static str,
+    /// v2: the hierarchy has the memory controller, so `memory.max` missing everywhere means
+    /// "root cgroup / controller not enabled here", i.e. unlimited, not "unreadable".
+    missing_limit_means_unlimited: bool,
+}
+
+/// Outcome of reading one limit file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LimitRead {
+    Limited(u64),
+    Unlimited,
+    Missing,
+    Unreadable,
+}
+
+/// Effective limit over the chain of limit files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct EffectiveLimit {
+    /// At least one source said something definite (a limit or "unlimited").
+    known: bool,
+    /// Smallest limit and the in-container path of the file that set it.
+    limit: Option<(u64, String)>,
+}
+
+impl CgroupProbe {
+    /// Resolves the own memory cgroup under `root`. Never fails: where nothing can be
+    /// resolved, every read returns `None` and [`basis`](Self::basis) falls back to
+    /// `env_limit_bytes` then host total.
+    #[must_use]
+    pub fn discover(root: &Path, env_limit_bytes: Option<u64>) -> CgroupProbe {
+        let env_limit_bytes = env_limit_bytes.filter(|&b| b > 0);
+        let proc_cgroup = read_string(&root.join("proc/self/cgroup")).unwrap_or_default();
+        let mountinfo = read_string(&root.join("proc/self/mountinfo")).unwrap_or_default();
+        let lines = parse_proc_cgroup(&proc_cgroup);
+        let mounts = parse_mountinfo(&mountinfo);
+
+        let v1 = lines.v1_memory.as_deref().and_then(|path| {
+            let mount = pick_mount(
+                mounts.iter().filter(|m| {
+                    m.fstype == "cgroup" && m.superopts.split(',').any(|o| o == "memory")
+                }),
+                path,
+            )?;
+            Some(build_resolved(root, CgroupVersion::V1, mount, path))
+        });
+        let v2 = lines.v2.as_deref().and_then(|path| {
+            let mount = pick_mount(mounts.iter().filter(|m| m.fstype == "cgroup2"), path)?;
+            Some(build_resolved(root, CgroupVersion::V2, mount, path))
+        });
+
+        // Hybrid hosts have both; the v1 memory controller is authoritative whenever it is
+        // really there, since memory cannot be bound to both hierarchies at once.
+        let (resolved, path) = match (v1, v2) {
+            (Some(r), _) if r.has_memory_files() => (Some(r), lines.v1_memory),
+            (_, Some(r)) if r.has_memory_files() => (Some(r), lines.v2),
+            _ => (None, lines.v1_memory.or(lines.v2)),
+        };
+        CgroupProbe {
+            cgroup_path: path.unwrap_or_default(),
+            env_limit_bytes,
+            resolved,
+        }
+    }
+
+    /// Full snapshot (reads all files).
+    #[must_use]
+    pub fn read(&self) -> ContainerMemory {
+        let Some(r) = &self.resolved else {
+            return ContainerMemory {
+                cgroup_path: self.cgroup_path.clone(),
+                ..ContainerMemory::default()
+            };
+        };
+        let stat = read_string(&r.stat.path);
+        let limit = r.effective_limit(stat.as_deref()).limit;
+        let usage_bytes = read_string(&r.usage).and_then(|s| parse_u64(&s));
+        let inactive_file_bytes = stat.as_deref().and_then(|s| flat_value(s, r.inactive_key));
+        let (limit_bytes, limit_file) = match limit {
+            Some((bytes, file)) => (Some(bytes), Some(file)),
+            None => (None, None),
+        };
+        ContainerMemory {
+            version: Some(r.version),
+            cgroup_path: self.cgroup_path.clone(),
+            limit_bytes,
+            limit_file,
+            usage_bytes,
+            inactive_file_bytes,
+            working_set_bytes: working_set(usage_bytes, inactive_file_bytes),
+            oom_kills: r.oom_kills(),
+            pressure: read_string(&r.pressure).and_then(|s| parse_psi(&s)),
+        }
+    }
+
+    /// Fast path used after every build batch: `usage - inactive_file` only (2 small reads).
+    #[must_use]
+    pub fn working_set_bytes(&self) -> Option<u64> {
+        let r = self.resolved.as_ref()?;
+        let usage = read_string(&r.usage).and_then(|s| parse_u64(&s))?;
+        let inactive = read_string(&r.stat.path).and_then(|s| flat_value(&s, r.inactive_key));
+        working_set(Some(usage), inactive)
+    }
+
+    /// Fast path: the `oom_kill` counter only, so OOM kills of sibling processes are noticed
+    /// without a full snapshot.
+    #[must_use]
+    pub fn oom_kills(&self) -> Option<u64> {
+        self.resolved.as_ref()?.oom_kills()
+    }
+
+    /// The memory basis: the cgroup limit when one is set (source `CgroupV2`/`CgroupV1`);
+    /// else `env_limit_bytes` when the cgroup files could not be read at all (`DownwardApi`);
+    /// else `host_total_bytes` (`HostTotal`).
+    ///
+    /// A readable "unlimited" cgroup deliberately beats the env var: the downward API reports
+    /// node allocatable when a container has no limit, which is not a limit at all.
+    #[must_use]
+    pub fn basis(&self, host_total_bytes: u64) -> MemoryBasis {
+        if let Some(r) = &self.resolved {
+            let stat = match r.version {
+                CgroupVersion::V1 => read_string(&r.stat.path),
+                CgroupVersion::V2 => None,
+            };
+            let eff = r.effective_limit(stat.as_deref());
+            if eff.known {
+                return match eff.limit {
+                    Some((limit_bytes, detail)) => MemoryBasis {
+                        limit_bytes,
+                        source: r.version.basis_source(),
+                        detail,
+                    },
+                    None => host_basis(host_total_bytes),
+                };
+            }
+        }
+        match self.env_limit_bytes {
+            Some(limit_bytes) => MemoryBasis {
+                limit_bytes,
+                source: BasisSource::DownwardApi,
+                detail: "env MEMORY_LIMIT_BYTES".to_string(),
+            },
+            None => host_basis(host_total_bytes),
+        }
+    }
+
+    /// The version in use, if resolved.
+    #[must_use]
+    pub fn version(&self) -> Option<CgroupVersion> {
+        self.resolved.as_ref().map(|r| r.version)
+    }
+}
+
+fn host_basis(host_total_bytes: u64) -> MemoryBasis {
+    MemoryBasis {
+        limit_bytes: host_total_bytes,
+        source: BasisSource::HostTotal,
+        detail: "host MemTotal (no cgroup limit)".to_string(),
+    }
+}
+
+fn working_set(usage: Option<u64>, inactive: Option<u64>) -> Option<u64> {
+    Some(usage?.saturating_sub(inactive?))
+}
+
+impl Resolved {
+    /// Whether the own directory really carries this controller's files (a mount line alone
+    /// can be stale or point at a hierarchy without memory).
+    fn has_memory_files(&self) -> bool {
+        let own_has = |name: &str| {
+            self.limit_files
+                .first()
+                .and_then(|f| f.path.parent())
+                .is_some_and(|dir| dir.join(name).exists())
+        };
+        match self.version {
+            CgroupVersion::V1 => {
+                own_has("memory.limit_in_bytes") || own_has("memory.usage_in_bytes")
+            }
+            CgroupVersion::V2 => {
+                own_has("memory.max")
+                    || own_has("memory.current")
+                    || self.missing_limit_means_unlimited
+            }
+        }
+    }
+
+    fn oom_kills(&self) -> Option<u64> {
+        read_string(&self.events).and_then(|s| flat_value(&s, "oom_kill"))
+    }
+
+    /// Minimum over the chain; `stat` is the v1 `memory.stat` content, whose
+    /// `hierarchical_memory_limit` also covers ancestors hidden above the mount root.
+    fn effective_limit(&self, stat: Option<&str>) -> EffectiveLimit {
+        let mut known = false;
+        let mut all_missing = true;
+        let mut best: Option<(u64, &str)> = None;
+        for f in &self.limit_files {
+            match read_limit(&f.path, self.version) {
+                LimitRead::Limited(v) => {
+                    known = true;
+                    all_missing = false;
+                    offer(&mut best, v, &f.display);
+                }
+                LimitRead::Unlimited => {
+                    known = true;
+                    all_missing = false;
+                }
+                LimitRead::Missing => {}
+                LimitRead::Unreadable => all_missing = false,
+            }
+        }
+        if self.version == CgroupVersion::V1
+            && let Some(h) = stat.and_then(|s| flat_value(s, "hierarchical_memory_limit"))
+        {
+            known = true;
+            if h < UNLIMITED_THRESHOLD {
+                offer(&mut best, h, &self.stat.display);
+            }
+        }
+        if !known && all_missing && self.missing_limit_means_unlimited {
+            known = true;
+        }
+        EffectiveLimit {
+            known,
+            limit: best.map(|(b, d)| (b, d.to_string())),
+        }
+    }
+}
+
+/// Keeps the smaller limit; strictly smaller wins, so on ties the file nearest the process
+/// (visited first) is the one reported.
+fn offer<'a>(best: &mut Option<(u64, &'a str)>, bytes: u64, display: &'a str) {
+    if best.is_none_or(|(b, _)| bytes < b) {
+        *best = Some((bytes, display));
+    }
+}
+
+/// Builds the precomputed file set for `cgroup_path` under `mount`.
+fn build_resolved(
+    root: &Path,
+    version: CgroupVersion,
+    mount: &Mount,
+    cgroup_path: &str,
+) -> Resolved {
+    let rel = relative_components(&mount.root, cgroup_path);
+    let mount_disk = root.join(mount.mountpoint.trim_start_matches('/'));
+    let dir_disk = |n: usize| -> PathBuf {
+        let mut p = mount_disk.clone();
+        p.extend(rel.iter().take(n));
+        p
+    };
+    let dir_display = |n: usize| -> String {
+        let mut s = mount.mountpoint.trim_end_matches('/').to_string();
+        for c in rel.iter().take(n) {
+            s.push('/');
+            s.push_str(c);
+        }
+        s
+    };
+    let file = |n: usize, name: &str| CgFile {
+        path: dir_disk(n).join(name),
+        display: format!("{}/{}", dir_display(n), name),
+    };
+    let (limit_name, usage_name, events_name, inactive_key) = match version {
+        CgroupVersion::V1 => (
+            "memory.limit_in_bytes",
+            "memory.usage_in_bytes",
+            "memory.oom_control",
+            "total_inactive_file",
+        ),
+        CgroupVersion::V2 => (
+            "memory.max",
+            "memory.current",
+            "memory.events",
+            "inactive_file",
+        ),
+    };
+    let own = rel.len();
+    let missing_limit_means_unlimited = version == CgroupVersion::V2
+        && read_string(&mount_disk.join("cgroup.controllers"))
+            .is_some_and(|s| s.split_whitespace().any(|c| c == "memory"));
+    Resolved {
+        version,
+        limit_files: (0..=own).rev().map(|n| file(n, limit_name)).collect(),
+        usage: dir_disk(own).join(usage_name),
+        stat: file(own, "memory.stat"),
+        events: dir_disk(own).join(events_name),
+        pressure: dir_disk(own).join("memory.pressure"),
+        inactive_key,
+        missing_limit_means_unlimited,
+    }
+}
+
+fn read_string(path: &Path) -> Option<String> {
+    fs::read_to_string(path).ok()
+}
+
+fn read_limit(path: &Path, version: CgroupVersion) -> LimitRead {
+    match fs::read_to_string(path) {
+        Ok(s) => parse_limit_value(&s, version),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => LimitRead::Missing,
+        Err(_) => LimitRead::Unreadable,
+    }
+}
+
+/// Parses a limit file body; garbage counts as unreadable, never as unlimited.
+fn parse_limit_value(s: &str, version: CgroupVersion) -> LimitRead {
+    let t = s.trim();
+    if version == CgroupVersion::V2 && t == "max" {
+        return LimitRead::Unlimited;
+    }
+    if version == CgroupVersion::V1 && t == "-1" {
+        return LimitRead::Unlimited;
+    }
+    match t.parse::<u64>() {
+        Ok(v) if v >= UNLIMITED_THRESHOLD => LimitRead::Unlimited,
+        Ok(v) => LimitRead::Limited(v),
+        Err(_) => LimitRead::Unreadable,
+    }
+}
+
+/// A single-number file such as `memory.current`.
+fn parse_u64(s: &str) -> Option<u64> {
+    s.trim().parse().ok()
+}
+
+/// Value of `key` in a flat-keyed file (`memory.stat`, `memory.events`, `memory.oom_control`).
+fn flat_value(content: &str, key: &str) -> Option<u64> {
+    content.lines().find_map(|line| {
+        let mut it = line.split_whitespace();
+        if it.next()? != key {
+            return None;
+        }
+        it.next()?.parse().ok()
+    })
+}
+
+/// Parses `memory.pressure`; requires a well-formed `some` line, `full` is optional.
+fn parse_psi(content: &str) -> Option<Psi> {
+    let mut some: Option<(f64, u64)> = None;
+    let mut full_avg10: Option<f64> = None;
+    for line in content.lines() {
+        let mut it = line.split_whitespace();
+        let kind = it.next();
+        let mut avg10 = None;
+        let mut total = None;
+        for kv in it {
+            match kv.split_once('=') {
+                Some(("avg10", v)) => {
+                    avg10 = v.parse::<f64>().ok().filter(|x| x.is_finite() && *x >= 0.0);
+                }
+                Some(("total", v)) => total = v.parse::<u64>().ok(),
+                _ => {}
+            }
+        }
+        match kind {
+            Some("some") if some.is_none() => {
+                if let (Some(a), Some(t)) = (avg10, total) {
+                    some = Some((a, t));
+                }
+            }
+            Some("full") if full_avg10.is_none() => full_avg10 = avg10,
+            _ => {}
+        }
+    }
+    let (some_avg10, some_total_us) = some?;
+    Some(Psi {
+        some_avg10,
+        full_avg10: full_avg10.unwrap_or(0.0),
+        some_total_us,
+    })
+}
+
+/// The memory-relevant lines of `/proc/self/cgroup`.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct ProcCgroup {
+    v1_memory: Option<String>,
+    v2: Option<String>,
+}
+
+fn parse_proc_cgroup(content: &str) -> ProcCgroup {
+    let mut out = ProcCgroup::default();
+    for line in content.lines() {
+        let mut it = line.splitn(3, ':');
+        let (Some(id), Some(controllers), Some(path)) = (it.next(), it.next(), it.next()) else {
+            continue;
+        };
+        if !path.starts_with('/') {
+            continue;
+        }
+        if id == "0" && controllers.is_empty() {
+            out.v2.get_or_insert_with(|| path.to_string());
+        } else if controllers.split(',').any(|c| c == "memory") {
+            out.v1_memory.get_or_insert_with(|| path.to_string());
+        }
+    }
+    out
+}
+
+/// The fields of a mountinfo line this module needs (escapes already decoded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Mount {
+    root: String,
+    mountpoint: String,
+    fstype: String,
+    superopts: String,
+}
+
+fn parse_mountinfo(content: &str) -> Vec<Mount> {
+    content
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let root = fields.get(3)?;
+            let mountpoint = fields.get(4)?;
+            let sep = 6 + fields.get(6..)?.iter().position(|f| *f == "-")?;
+            let fstype = fields.get(sep + 1)?;
+            let superopts = fields.get(sep + 3)?;
+            if !mountpoint.starts_with('/') {
+                return None;
+            }
+            Some(Mount {
+                root: unescape_octal(root),
+                mountpoint: unescape_octal(mountpoint),
+                fstype: (*fstype).to_string(),
+                superopts: (*superopts).to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Decodes the kernel's `\ooo` escapes (space, tab, newline, backslash) in mountinfo.
+fn unescape_octal(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && let Some(d) = b.get(i + 1..i + 4)
+            && d.iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v =
+                u32::from(d[0] - b'0') * 64 + u32::from(d[1] - b'0') * 8 + u32::from(d[2] - b'0');
+            if let Ok(byte) = u8::try_from(v) {
+                out.push(byte);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Path components, or `None` if the path escapes upwards (`..`, seen for processes outside
+/// their cgroup namespace root), which cannot be mapped below a mount.
+fn components(path: &str) -> Option<Vec<&str>> {
+    let mut out = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => return None,
+            c => out.push(c),
+        }
+    }
+    Some(out)
+}
+
+/// The cgroup path relative to the mount's root, component-wise; empty (= the mount point
+/// itself) when the path is not below the root.
+fn relative_components(mount_root: &str, cgroup_path: &str) -> Vec<String> {
+    match (components(mount_root), components(cgroup_path)) {
+        (Some(root), Some(path)) if path.starts_with(&root) => path
+            .get(root.len()..)
+            .unwrap_or_default()
+            .iter()
+            .map(|c| (*c).to_string())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Prefers the mount whose root contains the cgroup path (longest root wins, then file
+/// order); otherwise the first candidate, whose mount point is then used as-is.
+fn pick_mount<'a>(
+    candidates: impl Iterator<Item = &'a Mount>,
+    cgroup_path: &str,
+) -> Option<&'a Mount> {
+    let path = components(cgroup_path);
+    let mut first = None;
+    let mut best: Option<(usize, &Mount)> = None;
+    for m in candidates {
+        first.get_or_insert(m);
+        if let (Some(path), Some(root)) = (&path, components(&m.root))
+            && path.starts_with(&root)
+            && best.is_none_or(|(len, _)| root.len() > len)
+        {
+            best = Some((root.len(), m));
+        }
+    }
+    best.map(|(_, m)| m).or(first)
+}
+
+/// Parses `MEMORY_LIMIT_BYTES`-style values: a plain byte count, or a Kubernetes quantity
+/// (`2Gi`, `512Mi`, `1G`, `1500M`, `129e6`, `123Ki`, `1k`, `0.5Gi`), because the downward
+/// API and humans both write these. Fractions round up, like Kubernetes' `Value()`.
+/// Returns `None` for garbage, zero, negative, empty or values beyond `u64`.
+#[must_use]
+pub fn parse_limit_env(value: &str) -> Option<u64> {
+    let s = value.trim();
+    let s = s.strip_prefix('+').unwrap_or(s);
+    let int_end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (int_part, rest) = s.split_at(int_end);
+    let (frac_part, suffix) = match rest.strip_prefix('.') {
+        Some(r) => r.split_at(r.find(|c: char| !c.is_ascii_digit()).unwrap_or(r.len())),
+        None => ("", rest),
+    };
+    if int_part.is_empty() && frac_part.is_empty() {
+        return None;
+    }
+    let (bin_shift, suffix_exp): (u32, i32) = match suffix {
+        "" => (0, 0),
+        "Ki" => (10, 0),
+        "Mi" => (20, 0),
+        "Gi" => (30, 0),
+        "Ti" => (40, 0),
+        "Pi" => (50, 0),
+        "Ei" => (60, 0),
+        "n" => (0, -9),
+        "u" => (0, -6),
+        "m" => (0, -3),
+        "k" => (0, 3),
+        "M" => (0, 6),
+        "G" => (0, 9),
+        "T" => (0, 12),
+        "P" => (0, 15),
+        "E" => (0, 18),
+        other => {
+            let exp = other.strip_prefix(['e', 'E'])?;
+            let digits = exp.strip_prefix(['+', '-']).unwrap_or(exp);
+            if digits.is_empty() || digits.len() > 4 || !digits.bytes().all(|c| c.is_ascii_digit())
+            {
+                return None;
+            }
+            (0, exp.parse().ok()?)
+        }
+    };
+    let frac_part = frac_part.trim_end_matches('0');
+    let digits = format!("{int_part}{frac_part}");
+    let digits = digits.trim_start_matches('0');
+    if digits.len() > 36 {
+        return None;
+    }
+    let mantissa: u128 = if digits.is_empty() {
+        0
+    } else {
+        digits.parse().ok()?
+    };
+    let num = mantissa.checked_mul(1u128 << bin_shift)?;
+    let frac_len = i32::try_from(frac_part.len()).ok()?;
+    let dec = suffix_exp - frac_len;
+    let value = if dec >= 0 {
+        num.checked_mul(10u128.checked_pow(dec.unsigned_abs())?)?
+    } else {
+        match 10u128.checked_pow(dec.unsigned_abs()) {
+            Some(p) => num.div_ceil(p),
+            // 10^39 and beyond exceed any u128 numerator: a positive value rounds up to 1.
+            None => u128::from(num > 0),
+        }
+    };
+    if value == 0 {
+        return None;
+    }
+    u64::try_from(value).ok()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    const HOST: u64 = 16 * 1024 * 1024 * 1024;
+    const GI: u64 = 1 << 30;
+    const MI: u64 = 1 << 20;
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/cgroup")).join(name)
+    }
+
+    fn probe(name: &str, env: Option<u64>) -> CgroupProbe {
+        let root = fixture(name);
+        assert!(
+            root.join("proc/self/cgroup").is_file(),
+            "missing fixture {name}"
+        );
+        CgroupProbe::discover(&root, env)
+    }
+
+    /// Writes `files` (relative path, content) under a fresh temp root.
+    fn temp_root(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (rel, content) in files {
+            let p = dir.path().join(rel);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, content).unwrap();
+        }
+        dir
+    }
+
+    fn copy_tree(from: &Path, to: &Path) {
+        fs::create_dir_all(to).unwrap();
+        for entry in fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy_tree(&entry.path(), &target);
+            } else {
+                fs::copy(entry.path(), target).unwrap();
+            }
+        }
+    }
+
+    const V2_MOUNT: &str = "30 25 0:27 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime - cgroup2 cgroup2 rw,nsdelegate\n";
+    const V1_MEM_MOUNT: &str =
+        "35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n";
+
+    fn assert_fast_paths_match(p: &CgroupProbe, m: &ContainerMemory) {
+        assert_eq!(p.working_set_bytes(), m.working_set_bytes);
+        assert_eq!(p.oom_kills(), m.oom_kills);
+        assert_eq!(p.version(), m.version);
+    }
+
+    // ---- checked-in fixture trees ----
+
+    #[test]
+    fn v2_kubernetes_node_view() {
+        let p = probe("v2", None);
+        let m = p.read();
+        let dir = "/sys/fs/cgroup/kubepods.slice/kubepods-burstable.slice/\
+                   kubepods-burstable-pod1.slice/cri-containerd-abc.scope";
+        assert_eq!(m.version, Some(CgroupVersion::V2));
+        assert_eq!(
+            m.cgroup_path,
+            "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice/cri-containerd-abc.scope"
+        );
+        assert_eq!(m.limit_bytes, Some(512 * MI));
+        // The pod slice has the same limit; the tie goes to the container's own file.
+        assert_eq!(
+            m.limit_file.as_deref(),
+            Some(format!("{dir}/memory.max").as_str())
+        );
+        assert_eq!(m.usage_bytes, Some(209_715_200));
+        assert_eq!(m.inactive_file_bytes, Some(52_428_800));
+        assert_eq!(m.working_set_bytes, Some(209_715_200 - 52_428_800));
+        assert_eq!(m.oom_kills, Some(2));
+        assert_eq!(
+            m.pressure,
+            Some(Psi {
+                some_avg10: 1.53,
+                full_avg10: 0.92,
+                some_total_us: 4_523_311
+            })
+        );
+        assert_fast_paths_match(&p, &m);
+        assert_eq!(
+            p.basis(HOST),
+            MemoryBasis {
+                limit_bytes: 512 * MI,
+                source: BasisSource::CgroupV2,
+                detail: format!("{dir}/memory.max"),
+            }
+        );
+        // A readable cgroup limit beats the env var.
+        assert_eq!(
+            probe("v2", Some(GI)).basis(HOST).source,
+            BasisSource::CgroupV2
+        );
+    }
+
+    #[test]
+    fn v2_inside_cgroup_namespace_uses_mount_point() {
+        let p = probe("v2-ns", Some(GI));
+        let m = p.read();
+        assert_eq!(m.version, Some(CgroupVersion::V2));
+        assert_eq!(m.cgroup_path, "/");
+        assert_eq!(m.limit_bytes, Some(256 * MI));
+        assert_eq!(m.limit_file.as_deref(), Some("/sys/fs/cgroup/memory.max"));
+        assert_eq!(m.usage_bytes, Some(104_857_600));
+        assert_eq!(m.working_set_bytes, Some(104_857_600 - 16_777_216));
+        assert_eq!(m.oom_kills, Some(0));
+        assert_eq!(
+            m.pressure,
+            Some(Psi {
+                some_avg10: 0.0,
+                full_avg10: 0.0,
+                some_total_us: 0
+            })
+        );
+        assert_fast_paths_match(&p, &m);
+        let b = p.basis(HOST);
+        assert_eq!((b.limit_bytes, b.source), (256 * MI, BasisSource::CgroupV2));
+        assert_eq!(b.detail, "/sys/fs/cgroup/memory.max");
+    }
+
+    #[test]
+    fn v2_ancestor_limit_counts() {
+        let p = probe("v2-ancestor", None);
+        let m = p.read();
+        let pod =
+            "/sys/fs/cgroup/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod2.slice";
+        assert_eq!(m.limit_bytes, Some(GI));
+        assert_eq!(
+            m.limit_file.as_deref(),
+            Some(format!("{pod}/memory.max").as_str())
+        );
+        assert_eq!(m.working_set_bytes, Some(52_428_800 - 8_388_608));
+        assert_fast_paths_match(&p, &m);
+        let b = p.basis(HOST);
+        assert_eq!((b.limit_bytes, b.source), (GI, BasisSource::CgroupV2));
+        assert_eq!(b.detail, format!("{pod}/memory.max"));
+    }
+
+    #[test]
+    fn v1_kubernetes() {
+        let p = probe("v1", None);
+        let m = p.read();
+        let dir = "/sys/fs/cgroup/memory/kubepods/burstable/pod1/abc";
+        assert_eq!(m.version, Some(CgroupVersion::V1));
+        assert_eq!(m.cgroup_path, "/kubepods/burstable/pod1/abc");
+        assert_eq!(m.limit_bytes, Some(512 * MI));
+        assert_eq!(
+            m.limit_file.as_deref(),
+            Some(format!("{dir}/memory.limit_in_bytes").as_str())
+        );
+        assert_eq!(m.usage_bytes, Some(314_572_800));
+        assert_eq!(m.inactive_file_bytes, Some(94_371_840));
+        assert_eq!(m.working_set_bytes, Some(314_572_800 - 94_371_840));
+        assert_eq!(m.oom_kills, Some(3));
+        assert_eq!(m.pressure, None);
+        assert_fast_paths_match(&p, &m);
+        assert_eq!(
+            p.basis(HOST),
+            MemoryBasis {
+                limit_bytes: 512 * MI,
+                source: BasisSource::CgroupV1,
+                detail: format!("{dir}/memory.limit_in_bytes"),
+            }
+        );
+    }
+
+    #[test]
+    fn v1_docker_root_is_own_cgroup() {
+        let p = probe("v1-docker", Some(GI));
+        let m = p.read();
+        assert_eq!(m.version, Some(CgroupVersion::V1));
+        assert_eq!(m.cgroup_path, "/docker/abc");
+        assert_eq!(m.limit_bytes, Some(256 * MI));
+        assert_eq!(
+            m.limit_file.as_deref(),
+            Some("/sys/fs/cgroup/memory/memory.limit_in_bytes")
+        );
+        assert_eq!(m.usage_bytes, Some(20_971_520));
+        // inactive_file > usage (possible transiently): saturates at zero.
+        assert_eq!(m.inactive_file_bytes, Some(31_457_280));
+        assert_eq!(m.working_set_bytes, Some(0));
+        assert_eq!(m.oom_kills, Some(0));
+        assert_fast_paths_match(&p, &m);
+        assert_eq!(p.basis(HOST).source, BasisSource::CgroupV1);
+    }
+
+    #[test]
+    fn hybrid_prefers_v1_memory_and_pod_level_limit() {
+        let p = probe("hybrid", None);
+        let m = p.read();
+        assert_eq!(m.version, Some(CgroupVersion::V1));
+        assert_eq!(m.cgroup_path, "/kubepods/besteffort/pod3/ghi");
+        assert_eq!(m.limit_bytes, Some(768 * MI));
+        assert_eq!(
+            m.limit_file.as_deref(),
+            Some("/sys/fs/cgroup/memory/kubepods/besteffort/pod3/memory.limit_in_bytes")
+        );
+        assert_eq!(m.working_set_bytes, Some(41_943_040 - 10_485_760));
+        assert_eq!(m.oom_kills, Some(1));
+        assert_fast_paths_match(&p, &m);
+        let b = p.basis(HOST);
+        assert_eq!((b.limit_bytes, b.source), (768 * MI, BasisSource::CgroupV1));
+    }
+
+    #[test]
+    fn nolimit_uses_host_total_not_env() {
+        for env in [None, Some(GI)] {
+            let p = probe("nolimit", env);
+            let m = p.read();
+            assert_eq!(m.version, Some(CgroupVersion::V2));
+            assert_eq!(m.limit_bytes, None);
+            assert_eq!(m.limit_file, None);
+            assert_eq!(m.usage_bytes, Some(73_400_320));
+            // inactive_file 100 MiB > usage 70 MiB: saturates.
+            assert_eq!(m.working_set_bytes, Some(0));
+            assert_eq!(
+                p.basis(HOST),
+                MemoryBasis {
+                    limit_bytes: HOST,
+                    source: BasisSource::HostTotal,
+                    detail: "host MemTotal (no cgroup limit)".to_string(),
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn unreadable_falls_back_to_env_then_host() {
+        let p = probe("unreadable", Some(GI));
+        let m = p.read();
+        assert_eq!(p.version(), None);
+        assert_eq!(
+            m,
+            ContainerMemory {
+                cgroup_path: "/kubepods.slice/kubepods-burstable.slice/\
+                              kubepods-burstable-pod1.slice/cri-containerd-abc.scope"
+                    .to_string(),
+                ..ContainerMemory::default()
+            }
+        );
+        assert_eq!(p.working_set_bytes(), None);
+        assert_eq!(p.oom_kills(), None);
+        assert_eq!(
+            p.basis(HOST),
+            MemoryBasis {
+                limit_bytes: GI,
+                source: BasisSource::DownwardApi,
+                detail: "env MEMORY_LIMIT_BYTES".to_string(),
+            }
+        );
+        let p = probe("unreadable", None);
+        let b = p.basis(HOST);
+        assert_eq!((b.limit_bytes, b.source), (HOST, BasisSource::HostTotal));
+        // A zero env value is no value.
+        let b = probe("unreadable", Some(0)).basis(HOST);
+        assert_eq!(b.source, BasisSource::HostTotal);
+    }
+
+    // ---- synthetic trees for edge cases ----
+
+    #[test]
+    fn missing_proc_files_resolve_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = CgroupProbe::discover(dir.path(), Some(GI));
+        assert_eq!(p.version(), None);
+        assert_eq!(p.read(), ContainerMemory::default());
+        assert_eq!(p.basis(HOST).source, BasisSource::DownwardApi);
+        let p = CgroupProbe::discover(Path::new("/nonexistent/root/for/test"), None);
+        assert_eq!(p.basis(HOST).source, BasisSource::HostTotal);
+    }
+
+    #[test]
+    fn v2_root_cgroup_without_memory_max_is_unlimited_not_unreadable() {
+        let dir = temp_root(&[
+            ("proc/self/cgroup", "0::/\n"),
+            ("proc/self/mountinfo", V2_MOUNT),
+            (
+                "sys/fs/cgroup/cgroup.controllers",
+                "cpuset cpu io memory pids\n",
+            ),
+            ("sys/fs/cgroup/memory.stat", "anon 1\ninactive_file 5\n"),
+            (
+                "sys/fs/cgroup/memory.pressure",
+                "some avg10=0.10 avg60=0.00 avg300=0.00 total=77\n",
+            ),
+        ]);
+        let p = CgroupProbe::discover(dir.path(), Some(GI));
+        let m = p.read();
+        assert_eq!(m.version, Some(CgroupVersion::V2));
+        assert_eq!(m.limit_bytes, None);
+        assert_eq!(m.usage_bytes, None);
+        assert_eq!(m.inactive_file_bytes, Some(5));
+        assert_eq!(m.working_set_bytes, None);
+        // `full` line absent: full_avg10 reads as 0.
+        assert_eq!(
+            m.pressure,
+            Some(Psi {
+                some_avg10: 0.10,
+                full_avg10: 0.0,
+                some_total_us: 77
+            })
+        );
+        assert_eq!(p.basis(HOST).source, BasisSource::HostTotal);
+    }
+
+    #[test]
+    fn v2_without_memory_controller_is_unresolved() {
+        let dir = temp_root(&[
+            ("proc/self/cgroup", "0::/a\n"),
+            ("proc/self/mountinfo", V2_MOUNT),
+            ("sys/fs/cgroup/cgroup.controllers", "cpu io pids\n"),
+            ("sys/fs/cgroup/a/cgroup.procs", "1\n"),
+        ]);
+        let p = CgroupProbe::discover(dir.path(), Some(GI));
+        assert_eq!(p.version(), None);
+        assert_eq!(p.read().cgroup_path, "/a");
+        assert_eq!(p.basis(HOST).source, BasisSource::DownwardApi);
+    }
+
+    #[test]
+    fn v1_line_without_v1_mount_uses_v2() {
+        let dir = temp_root(&[
+            ("proc/self/cgroup", "4:memory:/x\n0::/y\n"),
+            ("proc/self/mountinfo", V2_MOUNT),
+            ("sys/fs/cgroup/y/memory.max", "1048576\n"),
+            ("sys/fs/cgroup/y/memory.current", "4096\n"),
+        ]);
+        let p = CgroupProbe::discover(dir.path(), None);
+        let m = p.read();
+        assert_eq!(m.version, Some(CgroupVersion::V2));
+        assert_eq!(m.cgroup_path, "/y");
+        assert_eq!(m.limit_bytes, Some(1_048_576));
+        assert_eq!(m.limit_file.as_deref(), Some("/sys/fs/cgroup/y/memory.max"));
+    }
+
+    #[test]
+    fn v1_mount_without_files_falls_back_to_v2() {
+        let dir = temp_root(&[
+            ("proc/self/cgroup", "4:memory:/x\n0::/y\n"),
+            (
+                "proc/self/mountinfo",
+                &format!(
+                    "{V1_MEM_MOUNT}{}",
+                    V2_MOUNT.replace("/sys/fs/cgroup ", "/sys/fs/cgroup/unified ")
+                ),
+            ),
+            ("sys/fs/cgroup/unified/y/memory.current", "4096\n"),
+        ]);
+        let p = CgroupProbe::discover(dir.path(), None);
+        assert_eq!(p.version(), Some(CgroupVersion::V2));
+        assert_eq!(p.read().usage_bytes, Some(4096));
+    }
+
+    #[test]
+    fn v1_hierarchical_limit_covers_hidden_ancestors() {
+        let mi = "40 31 0:32 /docker/abc /sys/fs/cgroup/memory ro,relatime master:15 - cgroup cgroup rw,memory\n";
+        let dir = temp_root(&[
+            ("proc/self/cgroup", "4:memory:/docker/abc\n"),
+            ("proc/self/mountinfo", mi),
+            (
+                "sys/fs/cgroup/memory/memory.limit_in_bytes",
+                "9223372036854771712\n",
+            ),
+            ("sys/fs/cgroup/memory/memory.usage_in_bytes", "1000\n"),
+            (
+                "sys/fs/cgroup/memory/memory.stat",
+                "hierarchical_memory_limit 104857600\ntotal_inactive_file 200\n",
+            ),
+        ]);
+        let p = CgroupProbe::discover(dir.path(), Some(GI));
+        let m = p.read();
+        assert_eq!(m.limit_bytes, Some(100 * MI));
+        assert_eq!(
+            m.limit_file.as_deref(),
+            Some("/sys/fs/cgroup/memory/memory.stat")
+        );
+        assert_eq!(m.working_set_bytes, Some(800));
+        let b = p.basis(HOST);
+        assert_eq!((b.limit_bytes, b.source), (100 * MI, BasisSource::CgroupV1));
+        assert_eq!(b.detail, "/sys/fs/cgroup/memory/memory.stat");
+    }
+
+    #[test]
+    fn escaped_mount_point_and_path_outside_mount_root() {
+        // Mount point with a space (\040); mount root is a different cgroup than ours, so the
+        // mount point itself is used.
+        let mi = "40 31 0:32 /docker/other /sys/fs/my\\040cg rw - cgroup cgroup rw,memory\n";
+        let dir = temp_root(&[
+            ("proc/self/cgroup", "4:memory:/docker/abc\n"),
+            ("proc/self/mountinfo", mi),
+            ("sys/fs/my cg/memory.limit_in_bytes", "4096\n"),
+        ]);
+        let p = CgroupProbe::discover(dir.path(), None);
+        let m = p.read();
+        assert_eq!(m.version, Some(CgroupVersion::V1));
+        assert_eq!(m.limit_bytes, Some(4096));
+        assert_eq!(
+            m.limit_file.as_deref(),
+            Some("/sys/fs/my cg/memory.limit_in_bytes")
+        );
+        assert_eq!(m.usage_bytes, None);
+    }
+
+    #[test]
+    fn garbage_files_never_panic_and_read_as_none() {
+        let dir = temp_root(&[
+            ("proc/self/cgroup", "0::/c\n"),
+            ("proc/self/mountinfo", V2_MOUNT),
+            ("sys/fs/cgroup/c/memory.max", "lots\n"),
+            ("sys/fs/cgroup/c/memory.current", ""),
+            (
+                "sys/fs/cgroup/c/memory.stat",
+                "inactive_file\ninactive_file x\n",
+            ),
+            ("sys/fs/cgroup/c/memory.events", "oom_kill -1\n"),
+            (
+                "sys/fs/cgroup/c/memory.pressure",
+                "some avg10=nan total=1\nfull\n",
+            ),
+        ]);
+        let p = CgroupProbe::discover(dir.path(), Some(GI));
+        let m = p.read();
+        assert_eq!(m.version, Some(CgroupVersion::V2));
+        assert_eq!(
+            m,
+            ContainerMemory {
+                version: Some(CgroupVersion::V2),
+                cgroup_path: "/c".to_string(),
+                ..ContainerMemory::default()
+            }
+        );
+        // A garbage limit file is "unreadable": the env fallback applies.
+        assert_eq!(p.basis(HOST).source, BasisSource::DownwardApi);
+    }
+
+    #[test]
+    fn limits_are_reread_after_discovery() {
+        let dir = tempfile::tempdir().unwrap();
+        copy_tree(&fixture("v2-ns"), dir.path());
+        let p = CgroupProbe::discover(dir.path(), None);
+        assert_eq!(p.basis(HOST).limit_bytes, 256 * MI);
+        fs::write(dir.path().join("sys/fs/cgroup/memory.max"), "max\n").unwrap();
+        assert_eq!(p.basis(HOST).source, BasisSource::HostTotal);
+        fs::write(
+            dir.path().join("sys/fs/cgroup/memory.events"),
+            "oom_kill 9\n",
+        )
+        .unwrap();
+        assert_eq!(p.oom_kills(), Some(9));
+    }
+
+    #[test]
+    fn real_machine_does_not_panic() {
+        let p = CgroupProbe::discover(Path::new("/"), None);
+        let m = p.read();
+        println!(
+            "real machine: version={:?} probe.version={:?}",
+            m.version,
+            p.version()
+        );
+        println!("real machine: {m:#?}");
+        println!(
+            "real machine basis (host_total = test constant 16 GiB): {:?}",
+            p.basis(HOST)
+        );
+        if let (Some(ws), Some(usage)) = (m.working_set_bytes, m.usage_bytes) {
+            assert!(ws <= usage);
+        }
+        assert_eq!(m.version, p.version());
+        if m.limit_bytes.is_some() {
+            assert!(m.limit_file.is_some());
+        }
+        let b = p.basis(HOST);
+        assert!(b.limit_bytes > 0);
+    }
+
+    // ---- parsers ----
+
+    #[test]
+    fn version_labels() {
+        assert_eq!(CgroupVersion::V1.as_str(), "v1");
+        assert_eq!(CgroupVersion::V2.as_str(), "v2");
+    }
+
+    #[test]
+    fn parse_limit_env_accepts_bytes_and_quantities() {
+        let cases: &[(&str, u64)] = &[
+            ("2147483648", 2_147_483_648),
+            (" 2147483648\n", 2_147_483_648),
+            ("+1", 1),
+            ("2Gi", 2 * GI),
+            ("512Mi", 512 * MI),
+            ("123Ki", 123 * 1024),
+            ("1Ti", 1 << 40),
+            ("1Ei", 1 << 60),
+            ("1G", 1_000_000_000),
+            ("1500M", 1_500_000_000),
+            ("128974848", 128_974_848),
+            ("129e6", 129_000_000),
+            ("129E6", 129_000_000),
+            ("1e+3", 1000),
+            ("15e-1", 2),
+            ("1k", 1000),
+            ("1E", 1_000_000_000_000_000_000),
+            ("0.5Gi", 512 * MI),
+            ("1.5Gi", 1_610_612_736),
+            (".5k", 500),
+            ("1.", 1),
+            ("100m", 1),
+            ("1500m", 2),
+            ("0001Ki", 1024),
+            ("1.000000000000000000000000000000000000000000Ki", 1024),
+            ("18446744073709551615", u64::MAX),
+        ];
+        for (input, want) in cases {
+            assert_eq!(parse_limit_env(input), Some(*want), "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn parse_limit_env_rejects_garbage() {
+        for input in [
+            "",
+            " ",
+            "0",
+            "0Gi",
+            "0.0",
+            "-1",
+            "-2Gi",
+            "abc",
+            "Gi",
+            "2GiB",
+            "2gi",
+            "2K",
+            "2 Gi",
+            "1e",
+            "1e+",
+            "1e99999",
+            "1e40",
+            "2Ei0",
+            "1.2.3",
+            ".",
+            "+",
+            "1_000",
+            "0x10",
+            "18446744073709551616",
+            "16Ei",
+            "1e-40",
+            "0e5",
+            "NaN",
+            "inf",
+            "１",
+        ] {
+            let got = parse_limit_env(input);
+            // "1e-40" is a positive sub-byte value: Kubernetes rounds it up to 1.
+            if input == "1e-40" {
+                assert_eq!(got, Some(1));
+            } else {
+                assert_eq!(got, None, "input {input:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn limit_values() {
+        use LimitRead::*;
+        let v1 = CgroupVersion::V1;
+        let v2 = CgroupVersion::V2;
+        assert_eq!(parse_limit_value("max\n", v2), Unlimited);
+        assert_eq!(parse_limit_value("536870912\n", v2), Limited(536_870_912));
+        assert_eq!(parse_limit_value("0", v2), Limited(0));
+        assert_eq!(parse_limit_value("9223372036854771712\n", v1), Unlimited);
+        assert_eq!(parse_limit_value(&(1u64 << 60).to_string(), v1), Unlimited);
+        assert_eq!(
+            parse_limit_value(&((1u64 << 60) - 1).to_string(), v1),
+            Limited((1 << 60) - 1)
+        );
+        assert_eq!(parse_limit_value("-1", v1), Unlimited);
+        for bad in [
+            "",
+            "\n",
+            "max",
+            "12 34",
+            "-5",
+            "1.5",
+            "99999999999999999999999",
+        ] {
+            assert_eq!(parse_limit_value(bad, v1), Unreadable, "{bad:?}");
+        }
+        assert_eq!(parse_limit_value("-1", v2), Unreadable);
+    }
+
+    #[test]
+    fn proc_cgroup_lines() {
+        let got = parse_proc_cgroup("12:pids:/a\n4:cpu,memory:/k/p:o:d\n0::/u\n");
+        assert_eq!(got.v1_memory.as_deref(), Some("/k/p:o:d"));
+        assert_eq!(got.v2.as_deref(), Some("/u"));
+        // name=memory is not the memory controller; truncated and junk lines are skipped.
+        let got = parse_proc_cgroup("1:name=memory:/n\n4:memory\n4:memory:\n0::\nxx\n\n:::\n");
+        assert_eq!(got, ProcCgroup::default());
+    }
+
+    #[test]
+    fn mountinfo_lines() {
+        let mi = "35 31 0:32 / /sys/fs/cgroup/memory rw,relatime shared:9 master:1 - cgroup cgroup rw,memory\n\
+                  36 31 0:33 /a\\134b /x\\011y rw - cgroup2 none rw\n\
+                  37 31 0:33 / /z rw - cgroup2\n\
+                  38 31 0:33 / /z rw cgroup2 none rw\n\
+                  39 31 0:33\n";
+        let got = parse_mountinfo(mi);
+        assert_eq!(
+            got,
+            vec![
+                Mount {
+                    root: "/".into(),
+                    mountpoint: "/sys/fs/cgroup/memory".into(),
+                    fstype: "cgroup".into(),
+                    superopts: "rw,memory".into(),
+                },
+                Mount {
+                    root: "/a\\b".into(),
+                    mountpoint: "/x\ty".into(),
+                    fstype: "cgroup2".into(),
+                    superopts: "rw".into(),
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn octal_unescape() {
+        assert_eq!(unescape_octal("/a\\040b"), "/a b");
+        assert_eq!(unescape_octal("\\012\\134"), "\n\\");
+        assert_eq!(unescape_octal("\\04"), "\\04");
+        assert_eq!(unescape_octal("\\089"), "\\089");
+        assert_eq!(unescape_octal("\\777"), "\\777");
+        assert_eq!(unescape_octal("end\\"), "end\\");
+        assert_eq!(unescape_octal("\\303\\251"), "é");
+    }
+
+    #[test]
+    fn relative_paths_are_component_wise() {
+        assert_eq!(relative_components("/", "/a/b"), vec!["a", "b"]);
+        assert_eq!(
+            relative_components("/docker/abc", "/docker/abc"),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            relative_components("/docker/abc", "/docker/abc/sub"),
+            vec!["sub"]
+        );
+        assert_eq!(
+            relative_components("/docker/abc", "/docker/abcdef"),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            relative_components("/docker/abc", "/"),
+            Vec::<String>::new()
+        );
+        assert_eq!(relative_components("/", "/../../x"), Vec::<String>::new());
+        assert_eq!(relative_components("/", "//a/./b/"), vec!["a", "b"]);
+    }
+
+    #[test]
+    fn pick_mount_prefers_containing_root() {
+        let m = |root: &str, mp: &str| Mount {
+            root: root.into(),
+            mountpoint: mp.into(),
+            fstype: "cgroup2".into(),
+            superopts: "rw".into(),
+        };
+        let mounts = [m("/other", "/first"), m("/", "/top"), m("/k/p", "/deep")];
+        assert_eq!(
+            pick_mount(mounts.iter(), "/k/p/c").map(|m| m.mountpoint.as_str()),
+            Some("/deep")
+        );
+        assert_eq!(
+            pick_mount(mounts.iter(), "/z").map(|m| m.mountpoint.as_str()),
+            Some("/top")
+        );
+        assert_eq!(
+            pick_mount(mounts[..1].iter(), "/z").map(|m| m.mountpoint.as_str()),
+            Some("/first")
+        );
+        assert_eq!(pick_mount([].iter(), "/z"), None);
+    }
+
+    #[test]
+    fn psi_and_flat_keyed() {
+        assert_eq!(parse_psi(""), None);
+        assert_eq!(
+            parse_psi("full avg10=1.00 avg60=0 avg300=0 total=5\n"),
+            None
+        );
+        assert_eq!(parse_psi("some avg10=1.00 avg60=0.00 avg300=0.00\n"), None);
+        assert_eq!(parse_psi("some avg10=-1 total=3\n"), None);
+        assert_eq!(parse_psi("some avg10=inf total=3\n"), None);
+        assert_eq!(
+            parse_psi("some avg10=2.5 avg60=0 avg300=0 total=3\nfull avg10=x total=1\n"),
+            Some(Psi {
+                some_avg10: 2.5,
+                full_avg10: 0.0,
+                some_total_us: 3
+            })
+        );
+        assert_eq!(flat_value("a 1\nb 2\n", "b"), Some(2));
+        assert_eq!(flat_value("ab 1\n", "a"), None);
+        assert_eq!(flat_value("a\n", "a"), None);
+        assert_eq!(flat_value("a 1.5\n", "a"), None);
+        assert_eq!(flat_value("a  7 junk\n", "a"), Some(7));
+        assert_eq!(working_set(Some(5), Some(9)), Some(0));
+        assert_eq!(working_set(Some(5), None), None);
+        assert_eq!(working_set(None, Some(1)), None);
+    }
+
+    /// Every prefix of every real fixture file, plus pseudo-random byte soup, through every
+    /// parser: nothing may panic.
+    #[test]
+    fn fuzzish_parsers_never_panic() {
+        fn all_parsers(s: &str) {
+            let _ = parse_proc_cgroup(s);
+            for m in parse_mountinfo(s) {
+                let _ = relative_components(&m.root, s);
+            }
+            let _ = parse_psi(s);
+            let _ = flat_value(s, "inactive_file");
+            let _ = parse_limit_env(s);
+            let _ = unescape_octal(s);
+            let _ = parse_limit_value(s, CgroupVersion::V1);
+            let _ = parse_limit_value(s, CgroupVersion::V2);
+            let _ = relative_components(s, "/a/b");
+        }
+        fn walk(dir: &Path, out: &mut Vec<String>) {
+            for e in fs::read_dir(dir).unwrap() {
+                let e = e.unwrap();
+                if e.file_type().unwrap().is_dir() {
+                    walk(&e.path(), out);
+                } else {
+                    out.push(fs::read_to_string(e.path()).unwrap());
+                }
+            }
+        }
+        let mut contents = Vec::new();
+        walk(&fixture(""), &mut contents);
+        assert!(contents.len() > 40);
+        for c in &contents {
+            // Every prefix of small files; a stride through big ones keeps this fast in debug.
+            let step = 1 + c.len() / 400;
+            for (i, _) in c.char_indices().step_by(step) {
+                all_parsers(&c[..i]);
+            }
+        }
+        let alphabet: Vec<char> = "0123456789 :/-\\.=\nmaxsomefullavg10total_KiMGe+é"
+            .chars()
+            .collect();
+        let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..3000 {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let len = (seed >> 58) as usize;
+            let s: String = (0..len)
+                .map(|i| {
+                    let x = seed.rotate_left(i as u32 * 7)
+                        ^ (i as u64).wrapping_mul(0x2545_F491_4F6C_DD1D);
+                    alphabet[(x % alphabet.len() as u64) as usize]
+                })
+                .collect();
+            all_parsers(&s);
+        }
+    }
+}

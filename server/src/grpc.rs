@@ -1,0 +1,355 @@
+//! The gRPC transport: maps proto messages to domain calls and domain errors to status codes.
+//! Thin on purpose: validation and behaviour live in `params` and `engine`.
+
+use crate::cgroup::{BasisSource, ContainerMemory, MemoryBasis};
+use crate::engine::{Engine, RunStatus, State};
+use crate::error::EngineError;
+use crate::logs::{LogRecord, Operation};
+use crate::params::{RunParams, Scope, StartSpec, Target};
+use memstress_proto::v1 as pb;
+use memstress_proto::v1::stress_service_server::StressService;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+/// Deliberate mapping of every domain error to a gRPC status.
+pub fn to_status(err: EngineError) -> Status {
+    let msg = err.to_string();
+    match err {
+        EngineError::InvalidArgument { .. } => Status::invalid_argument(msg),
+        EngineError::RunInProgress { .. } => Status::failed_precondition(msg),
+        EngineError::WorkerSpawn(_) => Status::resource_exhausted(msg),
+        EngineError::ShuttingDown => Status::unavailable(msg),
+    }
+}
+
+/// The `memstress.v1.StressService` implementation.
+#[derive(Debug, Clone)]
+pub struct StressApi {
+    engine: Arc<Engine>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl StressApi {
+    /// A service over `engine`; streams end when `shutdown` turns true.
+    pub fn new(engine: Arc<Engine>, shutdown: watch::Receiver<bool>) -> Self {
+        Self { engine, shutdown }
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Engine) -> T + Send + 'static,
+    ) -> Result<T, Status> {
+        let engine = Arc::clone(&self.engine);
+        tokio::task::spawn_blocking(move || f(&engine))
+            .await
+            .map_err(|e| Status::internal(format!("control task failed: {e}")))
+    }
+}
+
+fn scope_from_pb(v: i32) -> Result<Scope, Status> {
+    match pb::Scope::try_from(v) {
+        Ok(pb::Scope::Unspecified | pb::Scope::Process) => Ok(Scope::Process),
+        Ok(pb::Scope::Container) => Ok(Scope::Container),
+        Err(_) => Err(to_status(EngineError::invalid(
+            "scope",
+            v,
+            "SCOPE_PROCESS (1) or SCOPE_CONTAINER (2)",
+            "unknown scope",
+        ))),
+    }
+}
+
+fn scope_to_pb(s: Scope) -> pb::Scope {
+    match s {
+        Scope::Process => pb::Scope::Process,
+        Scope::Container => pb::Scope::Container,
+    }
+}
+
+/// Proto request to domain spec (no range checks here: the domain does those).
+pub fn spec_from_pb(req: &pb::StartRequest) -> Result<StartSpec, Status> {
+    Ok(StartSpec {
+        target: req.target.map(|t| match t {
+            pb::start_request::Target::MemoryMb(mb) => Target::MemoryMb(mb),
+            pb::start_request::Target::MemoryPercent(p) => Target::Percent(p),
+        }),
+        duration_seconds: req.duration_seconds,
+        log_interval_seconds: req.log_interval_seconds,
+        payload_size_kb: req.payload_size_kb,
+        ramp_mb_per_second: req.ramp_mb_per_second,
+        search_rate: req.search_rate,
+        keep_hot: req.keep_hot,
+        huge_pages: req.huge_pages,
+        scope: scope_from_pb(req.scope)?,
+        allow_oom: req.allow_oom,
+    })
+}
+
+fn params_to_pb(p: &RunParams) -> pb::RunParameters {
+    let (memory_mb, memory_percent) = match p.target {
+        Target::MemoryMb(mb) => (Some(mb), None),
+        Target::Percent(pc) => (None, Some(pc)),
+    };
+    pb::RunParameters {
+        memory_mb,
+        memory_percent,
+        duration_seconds: p.duration_seconds,
+        log_interval_seconds: p.log_interval_seconds,
+        payload_size_kb: p.payload_size_kb,
+        ramp_mb_per_second: p.ramp_mb_per_second,
+        search_rate: p.search_rate,
+        keep_hot: p.keep_hot,
+        huge_pages: p.huge_pages,
+        scope: scope_to_pb(p.scope) as i32,
+        allow_oom: p.allow_oom,
+    }
+}
+
+fn basis_to_pb(b: &MemoryBasis) -> pb::MemoryBasis {
+    pb::MemoryBasis {
+        limit_bytes: b.limit_bytes,
+        source: match b.source {
+            BasisSource::CgroupV2 => pb::BasisSource::CgroupV2,
+            BasisSource::CgroupV1 => pb::BasisSource::CgroupV1,
+            BasisSource::DownwardApi => pb::BasisSource::DownwardApi,
+            BasisSource::HostTotal => pb::BasisSource::HostTotal,
+        } as i32,
+        detail: b.detail.clone(),
+    }
+}
+
+fn state_to_pb(s: State) -> pb::State {
+    match s {
+        State::Idle => pb::State::Idle,
+        State::Building => pb::State::Building,
+        State::Searching => pb::State::Searching,
+        State::Completed => pb::State::Completed,
+        State::Stopped => pb::State::Stopped,
+        State::Failed => pb::State::Failed,
+    }
+}
+
+fn op_to_pb(op: Operation) -> pb::Operation {
+    match op {
+        Operation::StressTestStart => pb::Operation::StressTestStart,
+        Operation::BuildTreeStart => pb::Operation::BuildTreeStart,
+        Operation::BuildTreeTarget => pb::Operation::BuildTreeTarget,
+        Operation::BuildTreeComplete => pb::Operation::BuildTreeComplete,
+        Operation::SearchTreeStart => pb::Operation::SearchTreeStart,
+        Operation::SearchTreeProgress => pb::Operation::SearchTreeProgress,
+        Operation::SearchTreeComplete => pb::Operation::SearchTreeComplete,
+        Operation::StressTestComplete => pb::Operation::StressTestComplete,
+        Operation::StressTestStopped => pb::Operation::StressTestStopped,
+        Operation::StressTestError => pb::Operation::StressTestError,
+        Operation::MemoryCleared => pb::Operation::MemoryCleared,
+        Operation::LogEntriesMissed => pb::Operation::LogEntriesMissed,
+        Operation::Notice => pb::Operation::Notice,
+    }
+}
+
+/// Domain log record to proto entry.
+pub fn entry_to_pb(r: &LogRecord) -> pb::LogEntry {
+    pb::LogEntry {
+        sequence: r.sequence,
+        timestamp_unix_ms: r.timestamp_ms,
+        operation: op_to_pb(r.operation) as i32,
+        memory_mb: r.memory_mb,
+        message: r.message.to_string(),
+        run_id: r.run_id.to_string(),
+        missed: r.missed,
+        working_set_mb: r.working_set_mb,
+    }
+}
+
+fn container_to_pb(c: &ContainerMemory, run: Option<&RunStatus>) -> pb::ContainerMemory {
+    let during = match (run.and_then(|r| r.oom_kills_at_start), c.oom_kills) {
+        (Some(base), Some(now)) => now.saturating_sub(base),
+        _ => 0,
+    };
+    pb::ContainerMemory {
+        cgroup_version: c
+            .version
+            .map(|v| v.as_str().to_string())
+            .unwrap_or_default(),
+        cgroup_path: c.cgroup_path.clone(),
+        limit_bytes: c.limit_bytes,
+        usage_bytes: c.usage_bytes,
+        working_set_bytes: c.working_set_bytes,
+        oom_kills: c.oom_kills,
+        pressure_some_avg10: c.pressure.map(|p| p.some_avg10),
+        pressure_full_avg10: c.pressure.map(|p| p.full_avg10),
+        pressure_some_total_us: c.pressure.map(|p| p.some_total_us),
+        oom_kills_during_run: during,
+    }
+}
+
+type LogStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::LogEntry, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl StressService for StressApi {
+    async fn start(
+        &self,
+        request: Request<pb::StartRequest>,
+    ) -> Result<Response<pb::StartResponse>, Status> {
+        let spec = spec_from_pb(request.get_ref())?;
+        let out = self
+            .blocking(move |e| e.start(&spec))
+            .await?
+            .map_err(to_status)?;
+        Ok(Response::new(pb::StartResponse {
+            run_id: out.run_id,
+            target_bytes: out.target_bytes,
+            basis: Some(basis_to_pb(&out.basis)),
+            parameters: Some(params_to_pb(&out.params)),
+            previous_run_released_bytes: out.previous_run_released_bytes,
+        }))
+    }
+
+    async fn stop(
+        &self,
+        _request: Request<pb::StopRequest>,
+    ) -> Result<Response<pb::StopResponse>, Status> {
+        let out = self.blocking(Engine::stop).await?;
+        Ok(Response::new(pb::StopResponse {
+            state: state_to_pb(out.state) as i32,
+            stopped: out.stopped,
+            run_id: out.run_id,
+            message: out.message,
+        }))
+    }
+
+    async fn status(
+        &self,
+        _request: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
+        // Cheap (atomics and a few small file reads), so no blocking-pool hop.
+        let s = self.engine.status();
+        let run = s.run.as_ref();
+        Ok(Response::new(pb::StatusResponse {
+            state: state_to_pb(s.state) as i32,
+            run_id: run.map(|r| r.run_id.clone()).unwrap_or_default(),
+            parameters: run.map(|r| params_to_pb(&r.params)),
+            target_bytes: run.map_or(0, |r| r.target_bytes),
+            nodes: run.map_or(0, |r| r.nodes),
+            payload_bytes: run.map_or(0, |r| r.payload_bytes),
+            rss_bytes: s.rss_bytes,
+            peak_rss_bytes: run.map_or(s.rss_bytes, |r| r.peak_rss_bytes),
+            basis: Some(basis_to_pb(&s.basis)),
+            searches: run.map_or(0, |r| r.searches),
+            searches_per_second: if s.state == State::Searching {
+                run.map_or(0.0, |r| r.searches_per_second)
+            } else {
+                0.0
+            },
+            started_at_unix_ms: run.map_or(0, |r| r.started_at_ms),
+            elapsed_ms: run.map_or(0, |r| r.elapsed_ms),
+            remaining_ms: run.and_then(|r| r.remaining_ms),
+            last_error: run.map(|r| r.last_error.clone()).unwrap_or_default(),
+            fill_rate_mb_per_second: run.map_or(0.0, |r| r.fill_rate_mb_per_second),
+            current_fill_rate_mb_per_second: run.map_or(0.0, |r| r.current_fill_rate_mb_per_second),
+            time_to_target_ms: run.and_then(|r| r.time_to_target_ms),
+            container: Some(container_to_pb(&s.container, run)),
+            process_cpu_seconds: s.process_cpu_seconds,
+            huge_page_bytes: run.map_or(0, |r| r.huge_page_bytes),
+        }))
+    }
+
+    async fn clear(
+        &self,
+        _request: Request<pb::ClearRequest>,
+    ) -> Result<Response<pb::ClearResponse>, Status> {
+        let out = self.blocking(Engine::clear).await?;
+        Ok(Response::new(pb::ClearResponse {
+            released_bytes: out.released_bytes,
+            rss_before_bytes: out.rss_before_bytes,
+            rss_after_bytes: out.rss_after_bytes,
+            nodes_released: out.nodes_released,
+            stopped_running: out.stopped_running,
+            duration_ms: out.duration_ms,
+        }))
+    }
+
+    type WatchLogsStream = LogStream;
+
+    async fn watch_logs(
+        &self,
+        request: Request<pb::WatchLogsRequest>,
+    ) -> Result<Response<Self::WatchLogsStream>, Status> {
+        let req = request.into_inner();
+        let sub = self.engine.logs().subscribe(req.from_sequence);
+        let (tx, rx) = mpsc::channel(256);
+        let shutdown = self.shutdown.clone();
+        tokio::spawn(pump_logs(sub, req.follow, tx, shutdown));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// Sends one entry unless the client went away or the server is shutting down.
+async fn send(
+    tx: &mpsc::Sender<Result<pb::LogEntry, Status>>,
+    shutdown: &mut watch::Receiver<bool>,
+    entry: pb::LogEntry,
+) -> bool {
+    tokio::select! {
+        r = tx.send(Ok(entry)) => r.is_ok(),
+        _ = shutdown.wait_for(|s| *s) => false,
+    }
+}
+
+/// Feeds one watcher: the backlog, then (with `follow`) live entries, until the client
+/// disconnects or the server shuts down. A lagging watcher gets a "missed N" entry.
+async fn pump_logs(
+    sub: crate::logs::Subscription,
+    follow: bool,
+    tx: mpsc::Sender<Result<pb::LogEntry, Status>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let crate::logs::Subscription {
+        backlog,
+        missed_before,
+        mut live,
+    } = sub;
+    if missed_before > 0
+        && !send(
+            &tx,
+            &mut shutdown,
+            entry_to_pb(&LogRecord::missed(missed_before)),
+        )
+        .await
+    {
+        return;
+    }
+    let mut last = 0;
+    for rec in &backlog {
+        last = rec.sequence;
+        if !send(&tx, &mut shutdown, entry_to_pb(rec)).await {
+            return;
+        }
+    }
+    drop(backlog);
+    if !follow {
+        return;
+    }
+    loop {
+        let next = tokio::select! {
+            r = live.recv() => r,
+            () = tx.closed() => return,
+            _ = shutdown.wait_for(|s| *s) => return,
+        };
+        let entry = match next {
+            Ok(rec) if rec.sequence <= last => continue,
+            Ok(rec) => {
+                last = rec.sequence;
+                entry_to_pb(&rec)
+            }
+            Err(broadcast::error::RecvError::Lagged(n)) => entry_to_pb(&LogRecord::missed(n)),
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        if !send(&tx, &mut shutdown, entry).await {
+            return;
+        }
+    }
+}

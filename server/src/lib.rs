@@ -1,0 +1,17 @@
+//! stressd: the memstress gRPC server — a memory stress workload (a binary search tree of
+//! nodes carrying payloads, on its own OS thread) behind a thin tonic transport.
+//!
+//! Domain: [`params`], [`engine`], [`tree`], [`arena`], [`logs`], [`cgroup`], [`procmem`].
+//! Transport: [`grpc`], [`http`], [`server`].
+
+pub mod arena;
+pub mod cgroup;
+pub mod engine;
+pub mod error;
+pub mod grpc;
+pub mod http;
+pub mod logs;
+pub mod params;
+pub mod procmem;
+pub mod server;
+pub mod tree;

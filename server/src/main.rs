@@ -1,0 +1,57 @@
+//! `stressd`: the memstress gRPC server.
+
+use clap::Parser;
+use memstress_server::server::{ServerConfig, run};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Memory stress-test server for Kubernetes: fills memory with a binary search tree of
+/// payload-carrying nodes, holds it, and gives it back — driven over gRPC (`stressctl`).
+#[derive(Debug, Parser)]
+#[command(name = "stressd", version)]
+struct Args {
+    /// gRPC listen address (service, health, reflection).
+    #[arg(long, env = "STRESSD_GRPC_ADDR", default_value = "0.0.0.0:50051")]
+    grpc_addr: SocketAddr,
+    /// HTTP listen address (/health for probes, / for a description).
+    #[arg(long, env = "STRESSD_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    http_addr: SocketAddr,
+    /// Memory limit in bytes (or a Kubernetes quantity such as 2Gi) from the downward API;
+    /// used only when the cgroup memory files cannot be read.
+    #[arg(long, env = "MEMORY_LIMIT_BYTES")]
+    memory_limit: Option<String>,
+    /// Filesystem root for /proc and /sys reads (for testing against fixtures).
+    #[arg(long, env = "STRESSD_FS_ROOT", default_value = "/", hide = true)]
+    fs_root: PathBuf,
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    // Two workers are plenty for a control plane; the workload has its own thread.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(8)
+        .thread_stack_size(256 << 10)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("stressd: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(run(ServerConfig {
+        grpc_addr: args.grpc_addr,
+        http_addr: args.http_addr,
+        fs_root: args.fs_root,
+        env_memory_limit: args.memory_limit,
+    }));
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("stressd: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,449 @@
+//! Run parameters: what a Start asks for, its defaults, and the validation that refuses
+//! anything out of range before a single byte is allocated.
+
+use crate::cgroup::{BasisSource, MemoryBasis};
+use crate::error::EngineError;
+
+/// One MiB; "MB" in this API is binary, as in the original design (X MB ≈ X*1024/100 nodes).
+pub const MIB: u64 = 1 << 20;
+/// Smallest target accepted, MiB.
+pub const MIN_MEMORY_MB: u64 = 10;
+/// Percent range of the basis.
+pub const PERCENT_RANGE: (f64, f64) = (1.0, 95.0);
+/// Hold duration range in seconds (0 = until stopped).
+pub const DURATION_RANGE: (u32, u32) = (5, 86_400);
+/// Log interval range in seconds.
+pub const LOG_INTERVAL_RANGE: (u32, u32) = (1, 60);
+/// Payload size range in KiB.
+pub const PAYLOAD_KB_RANGE: (u32, u32) = (1, 65_536);
+/// Largest ramp rate, MiB/s.
+pub const MAX_RAMP_MB_PER_SECOND: f64 = 100_000.0;
+/// Largest search rate, per second.
+pub const MAX_SEARCH_RATE: u64 = 10_000_000;
+/// Defaults as in the original design.
+pub const DEFAULT_DURATION_SECONDS: u32 = 60;
+/// Default progress log interval.
+pub const DEFAULT_LOG_INTERVAL_SECONDS: u32 = 5;
+/// Default payload per node.
+pub const DEFAULT_PAYLOAD_KB: u32 = 100;
+/// Searches per second while holding: enough to keep the tree busy, ~1% of one core.
+pub const DEFAULT_SEARCH_RATE: u64 = 1000;
+
+/// Whose memory the target is measured against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Scope {
+    /// stressd's own RSS reaches the target.
+    #[default]
+    Process,
+    /// The container's working set is brought to the target and held there.
+    Container,
+}
+
+/// The target as asked.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Target {
+    /// MiB.
+    MemoryMb(u64),
+    /// Percent of the basis.
+    Percent(f64),
+}
+
+/// A Start request in domain terms (optional fields are None when not sent).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StartSpec {
+    /// Exactly one target is required.
+    pub target: Option<Target>,
+    /// Hold duration, seconds.
+    pub duration_seconds: Option<u32>,
+    /// Progress log interval, seconds.
+    pub log_interval_seconds: Option<u32>,
+    /// Payload per node, KiB.
+    pub payload_size_kb: Option<u32>,
+    /// Growth rate MiB/s, 0 = full speed.
+    pub ramp_mb_per_second: f64,
+    /// Searches/s while holding, 0 = unthrottled.
+    pub search_rate: Option<u64>,
+    /// Re-read payload pages every log interval.
+    pub keep_hot: bool,
+    /// Transparent huge pages for payloads.
+    pub huge_pages: bool,
+    /// Target scope.
+    pub scope: Scope,
+    /// Allow a target at or above the limit.
+    pub allow_oom: bool,
+}
+
+/// Validated parameters with defaults filled in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunParams {
+    /// The target as asked.
+    pub target: Target,
+    /// Hold duration, seconds (0 = until stopped).
+    pub duration_seconds: u32,
+    /// Progress log interval, seconds.
+    pub log_interval_seconds: u32,
+    /// Payload per node, KiB.
+    pub payload_size_kb: u32,
+    /// Growth rate MiB/s, 0 = full speed.
+    pub ramp_mb_per_second: f64,
+    /// Searches/s while holding, 0 = unthrottled.
+    pub search_rate: u64,
+    /// Re-read payload pages every log interval.
+    pub keep_hot: bool,
+    /// Transparent huge pages for payloads.
+    pub huge_pages: bool,
+    /// Target scope.
+    pub scope: Scope,
+    /// Target at or above the limit allowed.
+    pub allow_oom: bool,
+}
+
+/// Checks every field, fills defaults and resolves the target in bytes against `basis`.
+/// `container_readable` says whether the cgroup working set can be read (CONTAINER scope needs it).
+pub fn validate(
+    spec: &StartSpec,
+    basis: &MemoryBasis,
+    container_readable: bool,
+) -> Result<(RunParams, u64), EngineError> {
+    let duration_seconds = spec.duration_seconds.unwrap_or(DEFAULT_DURATION_SECONDS);
+    if duration_seconds != 0 && !(DURATION_RANGE.0..=DURATION_RANGE.1).contains(&duration_seconds) {
+        return Err(EngineError::invalid(
+            "duration_seconds",
+            duration_seconds,
+            format!(
+                "0 (hold until stopped) or {}..={}",
+                DURATION_RANGE.0, DURATION_RANGE.1
+            ),
+            "out of range",
+        ));
+    }
+    let log_interval_seconds = spec
+        .log_interval_seconds
+        .unwrap_or(DEFAULT_LOG_INTERVAL_SECONDS);
+    if !(LOG_INTERVAL_RANGE.0..=LOG_INTERVAL_RANGE.1).contains(&log_interval_seconds) {
+        return Err(EngineError::invalid(
+            "log_interval_seconds",
+            log_interval_seconds,
+            format!("{}..={}", LOG_INTERVAL_RANGE.0, LOG_INTERVAL_RANGE.1),
+            "out of range",
+        ));
+    }
+    let payload_size_kb = spec.payload_size_kb.unwrap_or(DEFAULT_PAYLOAD_KB);
+    if !(PAYLOAD_KB_RANGE.0..=PAYLOAD_KB_RANGE.1).contains(&payload_size_kb) {
+        return Err(EngineError::invalid(
+            "payload_size_kb",
+            payload_size_kb,
+            format!("{}..={}", PAYLOAD_KB_RANGE.0, PAYLOAD_KB_RANGE.1),
+            "out of range",
+        ));
+    }
+    let ramp = spec.ramp_mb_per_second;
+    if !ramp.is_finite() || !(0.0..=MAX_RAMP_MB_PER_SECOND).contains(&ramp) {
+        return Err(EngineError::invalid(
+            "ramp_mb_per_second",
+            ramp,
+            format!("0 (as fast as possible) to {MAX_RAMP_MB_PER_SECOND}"),
+            "out of range",
+        ));
+    }
+    let search_rate = spec.search_rate.unwrap_or(DEFAULT_SEARCH_RATE);
+    if search_rate > MAX_SEARCH_RATE {
+        return Err(EngineError::invalid(
+            "search_rate",
+            search_rate,
+            format!("0 (unthrottled) to {MAX_SEARCH_RATE}"),
+            "out of range",
+        ));
+    }
+    if spec.scope == Scope::Container && !container_readable {
+        return Err(EngineError::invalid(
+            "scope",
+            "SCOPE_CONTAINER",
+            "SCOPE_PROCESS here",
+            "the container's cgroup memory files cannot be read on this host, so its working set is unknown",
+        ));
+    }
+    let target_bytes = resolve_target(spec, basis)?;
+    let Some(target) = spec.target else {
+        return Err(EngineError::invalid(
+            "memory_mb/memory_percent",
+            "neither set",
+            "exactly one of memory_mb or memory_percent",
+            "a target is required",
+        ));
+    };
+    Ok((
+        RunParams {
+            target,
+            duration_seconds,
+            log_interval_seconds,
+            payload_size_kb,
+            ramp_mb_per_second: ramp,
+            search_rate,
+            keep_hot: spec.keep_hot,
+            huge_pages: spec.huge_pages,
+            scope: spec.scope,
+            allow_oom: spec.allow_oom,
+        },
+        target_bytes,
+    ))
+}
+
+fn basis_words(basis: &MemoryBasis) -> String {
+    let what = match basis.source {
+        BasisSource::CgroupV2 | BasisSource::CgroupV1 => "the memory limit",
+        BasisSource::DownwardApi => "the memory limit from the downward API",
+        BasisSource::HostTotal => "the host's total memory (no cgroup limit)",
+    };
+    format!(
+        "{what} is {} MiB ({})",
+        basis.limit_bytes / MIB,
+        basis.detail
+    )
+}
+
+fn resolve_target(spec: &StartSpec, basis: &MemoryBasis) -> Result<u64, EngineError> {
+    match spec.target {
+        None => Err(EngineError::invalid(
+            "memory_mb/memory_percent",
+            "neither set",
+            "exactly one of memory_mb or memory_percent",
+            "a target is required",
+        )),
+        Some(Target::MemoryMb(mb)) => {
+            // The largest whole MiB strictly below the limit.
+            let below_limit = basis.limit_bytes.div_ceil(MIB).saturating_sub(1);
+            let max = if spec.allow_oom {
+                (basis.limit_bytes / MIB)
+                    .saturating_mul(2)
+                    .max(MIN_MEMORY_MB)
+            } else {
+                below_limit
+            };
+            if mb < MIN_MEMORY_MB {
+                return Err(EngineError::invalid(
+                    "memory_mb",
+                    mb,
+                    format!("{MIN_MEMORY_MB}..={max}"),
+                    "below the smallest target",
+                ));
+            }
+            if !spec.allow_oom && mb > below_limit {
+                return Err(EngineError::invalid(
+                    "memory_mb",
+                    mb,
+                    format!("{MIN_MEMORY_MB}..={below_limit}"),
+                    format!(
+                        "{}; a target at or above it would be OOM-killed (set allow_oom to hunt the OOM line)",
+                        basis_words(basis)
+                    ),
+                ));
+            }
+            if mb > max {
+                return Err(EngineError::invalid(
+                    "memory_mb",
+                    mb,
+                    format!("{MIN_MEMORY_MB}..={max} with allow_oom"),
+                    format!("{}; allow_oom goes up to twice that", basis_words(basis)),
+                ));
+            }
+            Ok(mb.saturating_mul(MIB))
+        }
+        Some(Target::Percent(p)) => {
+            if !p.is_finite() || !(PERCENT_RANGE.0..=PERCENT_RANGE.1).contains(&p) {
+                return Err(EngineError::invalid(
+                    "memory_percent",
+                    p,
+                    format!(
+                        "{}..={} (fractions allowed)",
+                        PERCENT_RANGE.0, PERCENT_RANGE.1
+                    ),
+                    format!("out of range; {}", basis_words(basis)),
+                ));
+            }
+            let bytes = (basis.limit_bytes as f64 * p / 100.0) as u64;
+            if bytes < MIN_MEMORY_MB * MIB {
+                return Err(EngineError::invalid(
+                    "memory_percent",
+                    p,
+                    format!("a percent giving at least {MIN_MEMORY_MB} MiB"),
+                    format!("resolves to {} bytes; {}", bytes, basis_words(basis)),
+                ));
+            }
+            Ok(bytes)
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn basis(mb: u64) -> MemoryBasis {
+        MemoryBasis {
+            limit_bytes: mb * MIB,
+            source: BasisSource::CgroupV1,
+            detail: "/sys/fs/cgroup/memory/memory.limit_in_bytes".into(),
+        }
+    }
+
+    fn mb(n: u64) -> StartSpec {
+        StartSpec {
+            target: Some(Target::MemoryMb(n)),
+            ..StartSpec::default()
+        }
+    }
+
+    #[test]
+    fn defaults_fill_in() {
+        let (p, bytes) = validate(&mb(128), &basis(512), true).unwrap();
+        assert_eq!(bytes, 128 * MIB);
+        assert_eq!(p.duration_seconds, 60);
+        assert_eq!(p.log_interval_seconds, 5);
+        assert_eq!(p.payload_size_kb, 100);
+        assert_eq!(p.search_rate, 1000);
+        assert_eq!(p.scope, Scope::Process);
+    }
+
+    #[test]
+    fn percent_is_of_the_basis_and_fractions_work() {
+        let spec = StartSpec {
+            target: Some(Target::Percent(12.5)),
+            ..StartSpec::default()
+        };
+        let (_, bytes) = validate(&spec, &basis(1024), true).unwrap();
+        assert_eq!(bytes, 128 * MIB);
+    }
+
+    /// Every refusal: (spec, field named, range text expected in the message).
+    #[test]
+    fn validation_table() {
+        let with = |f: &dyn Fn(&mut StartSpec)| {
+            let mut s = mb(100);
+            f(&mut s);
+            s
+        };
+        let cases: Vec<(StartSpec, &str, &str)> = vec![
+            (
+                StartSpec::default(),
+                "memory_mb/memory_percent",
+                "exactly one",
+            ),
+            (mb(9), "memory_mb", "10..=511"),
+            (mb(512), "memory_mb", "10..=511"),
+            (mb(600), "memory_mb", "OOM-killed"),
+            (
+                with(&|s| s.target = Some(Target::Percent(0.5))),
+                "memory_percent",
+                "1..=95",
+            ),
+            (
+                with(&|s| s.target = Some(Target::Percent(95.5))),
+                "memory_percent",
+                "1..=95",
+            ),
+            (
+                with(&|s| s.target = Some(Target::Percent(f64::NAN))),
+                "memory_percent",
+                "1..=95",
+            ),
+            (
+                with(&|s| s.duration_seconds = Some(4)),
+                "duration_seconds",
+                "5..=86400",
+            ),
+            (
+                with(&|s| s.duration_seconds = Some(86_401)),
+                "duration_seconds",
+                "5..=86400",
+            ),
+            (
+                with(&|s| s.log_interval_seconds = Some(0)),
+                "log_interval_seconds",
+                "1..=60",
+            ),
+            (
+                with(&|s| s.log_interval_seconds = Some(61)),
+                "log_interval_seconds",
+                "1..=60",
+            ),
+            (
+                with(&|s| s.payload_size_kb = Some(0)),
+                "payload_size_kb",
+                "1..=65536",
+            ),
+            (
+                with(&|s| s.payload_size_kb = Some(65_537)),
+                "payload_size_kb",
+                "1..=65536",
+            ),
+            (
+                with(&|s| s.ramp_mb_per_second = -1.0),
+                "ramp_mb_per_second",
+                "100000",
+            ),
+            (
+                with(&|s| s.ramp_mb_per_second = f64::INFINITY),
+                "ramp_mb_per_second",
+                "100000",
+            ),
+            (
+                with(&|s| s.search_rate = Some(10_000_001)),
+                "search_rate",
+                "10000000",
+            ),
+            (mb(2000), "memory_mb", "10..=511"),
+        ];
+        for (spec, field, range) in cases {
+            let err = validate(&spec, &basis(512), true).expect_err(field);
+            let msg = err.to_string();
+            assert!(msg.starts_with(field), "{msg}");
+            assert!(msg.contains(range), "{field}: {msg}");
+        }
+        let err = validate(
+            &StartSpec {
+                scope: Scope::Container,
+                ..mb(100)
+            },
+            &basis(512),
+            false,
+        )
+        .unwrap_err();
+        assert!(err.to_string().starts_with("scope"), "{err}");
+    }
+
+    #[test]
+    fn allow_oom_lifts_the_limit_but_not_to_infinity() {
+        let spec = StartSpec {
+            allow_oom: true,
+            ..mb(600)
+        };
+        assert_eq!(validate(&spec, &basis(512), true).unwrap().1, 600 * MIB);
+        let spec = StartSpec {
+            allow_oom: true,
+            ..mb(1025)
+        };
+        let err = validate(&spec, &basis(512), true).unwrap_err().to_string();
+        assert!(err.contains("10..=1024 with allow_oom"), "{err}");
+    }
+
+    #[test]
+    fn hold_until_stopped_and_edges_accepted() {
+        for spec in [
+            StartSpec {
+                duration_seconds: Some(0),
+                ..mb(10)
+            },
+            StartSpec {
+                duration_seconds: Some(86_400),
+                log_interval_seconds: Some(60),
+                payload_size_kb: Some(65_536),
+                search_rate: Some(0),
+                ..mb(511)
+            },
+        ] {
+            validate(&spec, &basis(512), true).unwrap();
+        }
+    }
+}

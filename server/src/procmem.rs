@@ -1,0 +1,125 @@
+//! The process's own memory, read cheaply enough to sample after every build batch.
+//!
+//! `/proc/self/statm` is one short line the kernel formats without walking page tables
+//! (unlike `smaps_rollup`), so reading it costs microseconds. The root is injectable so tests
+//! can feed fixtures.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Reads RSS and friends of the current process under an injectable filesystem root.
+#[derive(Debug, Clone)]
+pub struct ProcMem {
+    statm: PathBuf,
+    smaps_rollup: PathBuf,
+    page_size: u64,
+}
+
+impl ProcMem {
+    /// Reader for `<root>/proc/self/...`; production passes `/`.
+    pub fn new(root: &Path) -> Self {
+        // SAFETY: sysconf has no preconditions.
+        let ps = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        Self {
+            statm: root.join("proc/self/statm"),
+            smaps_rollup: root.join("proc/self/smaps_rollup"),
+            page_size: u64::try_from(ps).ok().filter(|p| *p > 0).unwrap_or(4096),
+        }
+    }
+
+    /// Resident set size in bytes, or None if statm cannot be read.
+    pub fn rss_bytes(&self) -> Option<u64> {
+        let mut buf = [0u8; 128];
+        let n = File::open(&self.statm).ok()?.read(&mut buf).ok()?;
+        parse_statm_resident(buf.get(..n)?).map(|pages| pages * self.page_size)
+    }
+
+    /// Anonymous memory backed by transparent huge pages, bytes. Walks page tables: call it
+    /// rarely (log intervals), never per batch or per Status.
+    pub fn anon_huge_bytes(&self) -> Option<u64> {
+        let text = std::fs::read_to_string(&self.smaps_rollup).ok()?;
+        parse_kb_field(&text, "AnonHugePages:")
+    }
+}
+
+/// Second field of statm: resident pages.
+fn parse_statm_resident(raw: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(raw).ok()?;
+    text.split_ascii_whitespace().nth(1)?.parse().ok()
+}
+
+/// A `Name:   123 kB` line of a /proc status-style file, in bytes.
+pub fn parse_kb_field(text: &str, name: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with(name))?;
+    let kb: u64 = line[name.len()..]
+        .split_ascii_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
+/// CPU time (user + system) this process has used, seconds. `getrusage` is a syscall, not a
+/// file read, so it is cheap enough for every Status.
+pub fn process_cpu_seconds() -> f64 {
+    // SAFETY: rusage is plain data; getrusage fills it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointer to a rusage.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return 0.0;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Gives freed heap memory back to the OS. Tree nodes are small malloc blocks that glibc would
+/// otherwise keep in its free lists (and per-thread arenas) forever.
+pub fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own state.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_rss_from_fixture_root() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("proc/self")).unwrap();
+        std::fs::write(
+            dir.path().join("proc/self/statm"),
+            "5000 1234 300 10 0 900 0\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("proc/self/smaps_rollup"),
+            "Rss:  4936 kB\nAnonHugePages:    2048 kB\n",
+        )
+        .unwrap();
+        let pm = ProcMem::new(dir.path());
+        assert_eq!(pm.rss_bytes(), Some(1234 * pm.page_size));
+        assert_eq!(pm.anon_huge_bytes(), Some(2048 * 1024));
+    }
+
+    #[test]
+    fn malformed_or_missing_statm_is_none() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(ProcMem::new(dir.path()).rss_bytes(), None);
+        std::fs::create_dir_all(dir.path().join("proc/self")).unwrap();
+        std::fs::write(dir.path().join("proc/self/statm"), "garbage").unwrap();
+        assert_eq!(ProcMem::new(dir.path()).rss_bytes(), None);
+    }
+
+    #[test]
+    fn real_process_has_rss_and_cpu() {
+        let pm = ProcMem::new(Path::new("/"));
+        assert!(pm.rss_bytes().unwrap() > 0);
+        assert!(process_cpu_seconds() >= 0.0);
+    }
+}

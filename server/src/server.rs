@@ -1,0 +1,191 @@
+//! Wiring: binds the ports, serves gRPC (service, health, reflection) and HTTP, and runs the
+//! shutdown sequence on SIGTERM / Ctrl-C.
+
+use crate::cgroup::{CgroupProbe, parse_limit_env};
+use crate::engine::{Engine, EngineConfig};
+use crate::grpc::StressApi;
+use crate::http::{HttpState, router};
+use crate::logs::{CHANNEL_CAPACITY, HISTORY_CAPACITY, LogHub};
+use memstress_proto::v1::stress_service_server::StressServiceServer;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+
+/// Hard bound on shutdown: the process exits this long after the signal whatever is open.
+pub const SHUTDOWN_DEADLINE: Duration = Duration::from_millis(4500);
+
+/// Server settings.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// gRPC listen address.
+    pub grpc_addr: SocketAddr,
+    /// HTTP listen address.
+    pub http_addr: SocketAddr,
+    /// Filesystem root for /proc and /sys reads.
+    pub fs_root: PathBuf,
+    /// Downward-API memory limit (raw env value), used when cgroup files are unreadable.
+    pub env_memory_limit: Option<String>,
+}
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// A port could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Reflection could not be built from the descriptor set.
+    #[error("reflection service: {0}")]
+    Reflection(String),
+    /// The gRPC server failed.
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// Other I/O.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn host_total_bytes() -> u64 {
+    use sysinfo::{MemoryRefreshKind, RefreshKind, System};
+    System::new_with_specifics(
+        RefreshKind::nothing().with_memory(MemoryRefreshKind::nothing().with_ram()),
+    )
+    .map_or(0, |sys| sys.total_memory())
+}
+
+/// Waits for SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// Runs stressd until SIGTERM / Ctrl-C.
+pub async fn run(config: ServerConfig) -> Result<(), ServeError> {
+    let env_limit = config.env_memory_limit.as_deref().and_then(parse_limit_env);
+    let cgroup = CgroupProbe::discover(&config.fs_root, env_limit);
+    let logs = Arc::new(LogHub::new(HISTORY_CAPACITY, CHANNEL_CAPACITY));
+    logs.spawn_stdout_printer()?;
+    let engine = Arc::new(Engine::new(
+        EngineConfig {
+            fs_root: config.fs_root.clone(),
+            cgroup,
+            host_total_bytes: host_total_bytes(),
+        },
+        Arc::clone(&logs),
+    ));
+
+    let grpc_listener = TcpListener::bind(config.grpc_addr)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: config.grpc_addr,
+            source,
+        })?;
+    let http_listener = TcpListener::bind(config.http_addr)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: config.http_addr,
+            source,
+        })?;
+    let grpc_addr = grpc_listener.local_addr()?;
+    let http_addr = http_listener.local_addr()?;
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<StressServiceServer<StressApi>>()
+        .await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(memstress_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| ServeError::Reflection(e.to_string()))?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(memstress_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .map_err(|e| ServeError::Reflection(e.to_string()))?;
+
+    let api = StressApi::new(Arc::clone(&engine), shutdown_rx.clone());
+    let mut grpc_shutdown = shutdown_rx.clone();
+    let grpc = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(StressServiceServer::new(api))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), async move {
+            let _ = grpc_shutdown.wait_for(|s| *s).await;
+        });
+
+    let mut http_shutdown = shutdown_rx.clone();
+    let http = axum::serve(
+        http_listener,
+        router(HttpState {
+            engine: Arc::clone(&engine),
+            shutdown: shutdown_rx.clone(),
+            grpc_addr,
+            http_addr,
+        }),
+    )
+    .with_graceful_shutdown(async move {
+        let _ = http_shutdown.wait_for(|s| *s).await;
+    });
+
+    // Tests and operators read the bound ports from this line (ephemeral ports with :0).
+    println!(
+        "stressd {} listening grpc={grpc_addr} http={http_addr}",
+        env!("CARGO_PKG_VERSION")
+    );
+
+    let grpc_task = tokio::spawn(grpc);
+    let http_task = tokio::spawn(async move { http.await });
+
+    shutdown_signal().await;
+    println!("stressd: shutting down");
+    // From here on the process exits within SHUTDOWN_DEADLINE whatever stays open.
+    std::thread::Builder::new()
+        .name("shutdown-deadline".into())
+        .spawn(|| {
+            std::thread::sleep(SHUTDOWN_DEADLINE);
+            eprintln!("stressd: shutdown deadline passed; exiting");
+            std::process::exit(0);
+        })?;
+    health_reporter
+        .set_not_serving::<StressServiceServer<StressApi>>()
+        .await;
+    health_reporter
+        .set_service_status("", tonic_health::ServingStatus::NotServing)
+        .await;
+    let stop_engine = Arc::clone(&engine);
+    let _ = tokio::task::spawn_blocking(move || stop_engine.shutdown()).await;
+    let _ = shutdown_tx.send(true);
+    let _ = grpc_task.await;
+    let _ = http_task.await;
+    println!("stressd: stopped");
+    Ok(())
+}

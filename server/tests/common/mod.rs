@@ -1,0 +1,206 @@
+//! Shared harness for integration tests: runs the real `stressd` on ephemeral loopback ports
+//! and drives it through tonic clients and the real `stressctl` binary.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use memstress_proto::v1 as pb;
+use memstress_proto::v1::stress_service_client::StressServiceClient;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tonic::transport::Channel;
+
+pub const MIB: u64 = 1 << 20;
+
+/// Path of a workspace binary: stressd is ours; stressctl is built beside it by the
+/// workspace build that the test command runs first.
+pub fn bin(name: &str) -> PathBuf {
+    let stressd = PathBuf::from(env!("CARGO_BIN_EXE_stressd"));
+    if name == "stressd" {
+        return stressd;
+    }
+    let p = stressd.with_file_name(name);
+    assert!(
+        p.exists(),
+        "{} not found: build the workspace first (cargo build --workspace --bins)",
+        p.display()
+    );
+    p
+}
+
+pub struct Stressd {
+    pub child: Child,
+    pub grpc: String,
+    pub http: String,
+    pub lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Stressd {
+    pub fn spawn() -> Self {
+        Self::spawn_with(|_| {})
+    }
+
+    /// Starts stressd through `sh -c` so a test can prefix shell setup (e.g. joining a cgroup)
+    /// before the exec.
+    pub fn spawn_with(configure: impl FnOnce(&mut Command)) -> Self {
+        let mut cmd = Command::new(bin("stressd"));
+        cmd.args(["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+            .env_remove("MEMORY_LIMIT_BYTES")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        configure(&mut cmd);
+        Self::from_command(cmd)
+    }
+
+    pub fn from_command(mut cmd: Command) -> Self {
+        let mut child = cmd.spawn().expect("spawn stressd");
+        let stdout = child.stdout.take().expect("stdout");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = Arc::clone(&lines);
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if line.contains(" listening grpc=")
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(line.clone());
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("stressd printed its listening line");
+        let field = |k: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(k))
+                .expect("address in listening line")
+                .to_string()
+        };
+        Self {
+            child,
+            grpc: field("grpc="),
+            http: field("http="),
+            lines,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.grpc)
+    }
+
+    pub async fn client(&self) -> StressServiceClient<Channel> {
+        StressServiceClient::connect(self.url())
+            .await
+            .expect("connect")
+    }
+
+    pub fn channel_url(&self) -> String {
+        self.url()
+    }
+
+    /// VmRSS of stressd from /proc/<pid>/status, bytes.
+    pub fn rss(&self) -> u64 {
+        rss_of(self.pid())
+    }
+
+    pub fn stdout_text(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: plain kill(2) on our own child.
+        unsafe {
+            libc::kill(self.pid() as i32, sig);
+        }
+    }
+}
+
+impl Drop for Stressd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn rss_of(pid: u32) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+pub fn start_mb(mb: u64) -> pb::StartRequest {
+    pb::StartRequest {
+        target: Some(pb::start_request::Target::MemoryMb(mb)),
+        ..Default::default()
+    }
+}
+
+pub async fn status(c: &mut StressServiceClient<Channel>) -> pb::StatusResponse {
+    c.status(pb::StatusRequest {})
+        .await
+        .expect("status")
+        .into_inner()
+}
+
+/// Polls Status until `pred` holds, panicking after `timeout`.
+pub async fn wait_for(
+    c: &mut StressServiceClient<Channel>,
+    timeout: Duration,
+    what: &str,
+    pred: impl Fn(&pb::StatusResponse) -> bool,
+) -> pb::StatusResponse {
+    let t0 = Instant::now();
+    loop {
+        let s = status(c).await;
+        if pred(&s) {
+            return s;
+        }
+        assert!(
+            t0.elapsed() < timeout,
+            "timed out waiting for {what}; last status: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub fn state(s: &pb::StatusResponse) -> pb::State {
+    pb::State::try_from(s.state).unwrap_or(pb::State::Unspecified)
+}
+
+/// Polls until `pred(rss)` holds or `timeout` passes; returns the last RSS seen.
+pub fn wait_rss(pid: u32, timeout: Duration, pred: impl Fn(u64) -> bool) -> u64 {
+    let t0 = Instant::now();
+    loop {
+        let r = rss_of(pid);
+        if pred(r) || t0.elapsed() > timeout {
+            return r;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs stressctl against `addr`, returning (exit code, stdout, stderr).
+pub fn stressctl(addr: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(bin("stressctl"))
+        .arg("--addr")
+        .arg(addr)
+        .args(args)
+        .env_remove("STRESSCTL_ADDR")
+        .output()
+        .expect("run stressctl");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
