@@ -1,0 +1,145 @@
+"""The kustomize layout: paths, what each kustomization renders, and how overlays differ."""
+
+import copy
+
+import pytest
+
+import deploy_helpers as h
+import kustomize_lite
+import manifest_inventory
+
+
+def test_expected_kustomizations_and_nothing_else():
+    found = [str(d.relative_to(h.REPO)) for d in manifest_inventory.kustomization_dirs()]
+    assert sorted(found) == sorted(h.KUSTOMIZATIONS)
+
+
+@pytest.mark.parametrize("rel", h.KUSTOMIZATIONS)
+def test_referenced_paths_exist(rel):
+    d = h.REPO / rel
+    k = kustomize_lite.load_kustomization(d)
+    for entry in k.get("resources") or []:
+        assert (d / entry).exists(), f"{rel}: resource {entry} missing"
+    for entry in k.get("components") or []:
+        assert (d / entry).is_dir(), f"{rel}: component {entry} missing"
+    for entry in k.get("patches") or []:
+        if "path" in entry:
+            assert (d / entry["path"]).is_file(), f"{rel}: patch {entry['path']} missing"
+
+
+def test_every_yaml_file_is_used():
+    """No stray YAML under k8s/: each file is a kustomization, a resource or a patch of one."""
+    used = set(manifest_inventory.patch_files())
+    for d in manifest_inventory.kustomization_dirs():
+        used.add(kustomize_lite.find_kustomization(d).resolve())
+        for entry in kustomize_lite.load_kustomization(d).get("resources") or []:
+            p = (d / entry).resolve()
+            if p.is_file():
+                used.add(p)
+    stray = [p for p in manifest_inventory.yaml_files() if p.resolve() not in used]
+    assert stray == []
+
+
+def test_inventory_sorts_every_file():
+    groups = manifest_inventory.classify()
+    names = {k: sorted(p.relative_to(h.REPO).as_posix() for p in v) for k, v in groups.items()}
+    assert names["manifest"] == [
+        "k8s/base/deployment.yaml", "k8s/base/namespace.yaml", "k8s/base/service-headless.yaml",
+        "k8s/base/service.yaml", "k8s/base/serviceaccount.yaml",
+    ]
+    assert names["patch"] == [
+        "k8s/overlays/daemonset/deployment-to-daemonset.yaml",
+        "k8s/overlays/daemonset/service-node-local.yaml",
+        "k8s/overlays/microk8s/pull-always.yaml",
+    ]
+    assert len(names["kustomization"]) == len(h.KUSTOMIZATIONS)
+
+
+def test_top_level_is_the_base(rendered):
+    """`kubectl apply -k k8s/` deploys exactly the base."""
+    assert rendered["k8s"] == rendered["k8s/base"]
+
+
+def test_base_objects(base):
+    assert sorted((r["kind"], r["metadata"]["name"]) for r in base) == [
+        ("Deployment", h.APP),
+        ("Namespace", h.NAMESPACE),
+        ("Service", "memory-stress-headless"),
+        ("Service", "memory-stress-service"),
+        ("ServiceAccount", h.APP),
+    ]
+    assert h.one(base, "Deployment", h.APP)["spec"]["replicas"] == 1
+
+
+@pytest.mark.parametrize("rel", h.KUSTOMIZATIONS)
+def test_namespace(rendered, rel):
+    for res in rendered[rel]:
+        if res["kind"] == "Namespace":
+            assert res["metadata"]["name"] == h.NAMESPACE
+            assert "namespace" not in res["metadata"]
+        else:
+            assert res["metadata"].get("namespace") == h.NAMESPACE, res["metadata"]["name"]
+
+
+def test_namespace_enforces_restricted_pod_security(base):
+    labels = h.one(base, "Namespace", h.NAMESPACE)["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert labels["pod-security.kubernetes.io/warn"] == "restricted"
+    assert labels["pod-security.kubernetes.io/audit"] == "restricted"
+
+
+def test_daemonset_overlay_replaces_the_deployment(rendered, base):
+    ds_res = rendered["k8s/overlays/daemonset"]
+    assert h.by_kind(ds_res, "Deployment") == []
+    ds = h.one(ds_res, "DaemonSet", h.APP)
+    dep = h.one(base, "Deployment", h.APP)
+    # Same pod template and selector as the base Deployment, field for field.
+    assert ds["spec"]["template"] == dep["spec"]["template"]
+    assert ds["spec"]["selector"] == dep["spec"]["selector"]
+    assert ds["metadata"] == dep["metadata"]
+    # Deployment-only fields are gone (the API server would reject them).
+    assert "replicas" not in ds["spec"] and "strategy" not in ds["spec"]
+    assert set(ds["spec"]) <= {"selector", "template", "revisionHistoryLimit", "updateStrategy",
+                               "minReadySeconds"}
+
+
+def test_daemonset_overlay_keeps_nodeport_on_the_node(rendered, base):
+    ds_res = rendered["k8s/overlays/daemonset"]
+    svc = h.one(ds_res, "Service", "memory-stress-service")
+    assert svc["spec"]["externalTrafficPolicy"] == "Local"
+    # Otherwise the same objects as the base.
+    rest = [r for r in ds_res if r["kind"] not in ("DaemonSet", "Service")]
+    assert rest == [r for r in base if r["kind"] not in ("Deployment", "Service")]
+    base_svc = copy.deepcopy(h.one(base, "Service", "memory-stress-service"))
+    base_svc["spec"]["externalTrafficPolicy"] = "Local"
+    assert svc == base_svc
+
+
+def test_microk8s_overlay(rendered, base):
+    mk = rendered["k8s/overlays/microk8s"]
+    c = h.container(h.one(mk, "Deployment", h.APP))
+    assert c["image"] == "localhost:32000/memory-stress-test:latest"
+    assert c["imagePullPolicy"] == "Always"
+    # Nothing else differs from the base.
+    expected = copy.deepcopy(base)
+    h.container(h.one(expected, "Deployment", h.APP))["imagePullPolicy"] = "Always"
+    assert mk == expected
+
+
+def test_image_tag_is_set_by_kustomize_images():
+    raw = kustomize_lite._load_yaml_docs(h.K8S / "base" / "deployment.yaml")[0]
+    image = raw["spec"]["template"]["spec"]["containers"][0]["image"]
+    # The raw manifest names the image without a tag; `images:` supplies it.
+    assert image == h.IMAGE
+    images = kustomize_lite.load_kustomization(h.K8S / "base")["images"]
+    assert images == [{"name": h.IMAGE, "newTag": "latest"}]
+    mk = kustomize_lite.load_kustomization(h.K8S / "overlays" / "microk8s")["images"]
+    assert [i["name"] for i in mk] == [h.IMAGE]
+    assert mk[0]["newName"].startswith("localhost:32000/")
+
+
+@pytest.mark.parametrize("rel", h.KUSTOMIZATIONS)
+def test_rendered_images(rendered, rel):
+    for w in h.workloads(rendered[rel]):
+        for c in h.template(w)["spec"]["containers"]:
+            assert c["image"] == f"{h.IMAGE}:latest"
