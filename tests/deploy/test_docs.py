@@ -1,10 +1,10 @@
-"""docs/kubernetes.md agrees with the manifests and the check script."""
+"""README.md (Run on Kubernetes) agrees with the manifests and the check script."""
 
 import re
 
 import deploy_helpers as h
 
-DOC = (h.REPO / "docs" / "kubernetes.md").read_text(encoding="utf-8")
+DOC = (h.REPO / "README.md").read_text(encoding="utf-8")
 SCRIPT = (h.REPO / "scripts" / "check-deploy.sh").read_text(encoding="utf-8")
 
 
