@@ -109,3 +109,36 @@ async fn full_lifecycle_lands_on_target_and_clear_gives_memory_back() {
     // stdout carries one line per entry for kubectl logs
     assert!(d.stdout_text().contains("MEMORY_CLEARED"));
 }
+
+/// The rule at full size: after clearing a 1 GiB run, RSS is back within 16 MiB of the
+/// idle RSS within 2 seconds — because slabs are unmapped and the heap trimmed, not because the
+/// allocator happened to give memory back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clearing_a_gib_returns_to_idle() {
+    let d = Stressd::spawn();
+    let mut c = d.client().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let idle = d.rss();
+    // 4 KiB payloads: ~260k nodes, the case where malloc'd nodes would linger without a trim
+    for payload_kb in [100, 4] {
+        c.start(pb::StartRequest {
+            duration_seconds: Some(0),
+            payload_size_kb: Some(payload_kb),
+            ..start_mb(1024)
+        })
+        .await
+        .unwrap();
+        wait_for(&mut c, Duration::from_secs(60), "SEARCHING", |s| {
+            state(s) == pb::State::Searching
+        })
+        .await;
+        assert!(d.rss() > 1000 * MIB);
+        let cleared = c.clear(pb::ClearRequest {}).await.unwrap().into_inner();
+        assert!(cleared.stopped_running);
+        let after = wait_rss(d.pid(), Duration::from_secs(2), |r| r <= idle + 16 * MIB);
+        assert!(
+            after <= idle + 16 * MIB,
+            "payload {payload_kb} KiB: RSS after clear {after} vs idle {idle}"
+        );
+    }
+}
