@@ -178,16 +178,29 @@ impl PayloadArena {
         true
     }
 
-    /// Cuts the last carved payload down to `new_len` bytes (used when a stop lands in the
-    /// middle of populating it). Returns the shortened payload.
+    /// Cuts the last carved payload down to `new_len` bytes, giving the whole pages it no
+    /// longer covers back to the OS (a stop landing mid-populate, or the container hold
+    /// releasing part of a large payload). Returns the shortened payload.
     pub fn shrink_last(&mut self, payload: Payload, new_len: usize) -> Option<Payload> {
         let slab = self.slabs.last_mut()?;
         let start = (payload.ptr.as_ptr() as usize).checked_sub(slab.base.as_ptr() as usize)?;
         if start + payload.len != slab.used || new_len > payload.len {
             return None;
         }
+        let old_end = round_up(slab.used);
         slab.used = start + new_len;
         self.used_total -= payload.len - new_len;
+        let keep = round_up(slab.used);
+        if old_end > keep {
+            // SAFETY: [keep, old_end) lies inside the slab mapping and holds no live payload.
+            unsafe {
+                libc::madvise(
+                    slab.base.as_ptr().add(keep).cast(),
+                    old_end - keep,
+                    libc::MADV_DONTNEED,
+                );
+            }
+        }
         Some(Payload {
             ptr: payload.ptr,
             len: new_len,
@@ -293,10 +306,13 @@ pub unsafe fn stamp(payload: Payload, key: u64) {
     let mut at = payload.ptr.as_ptr() as usize;
     let stop = at + payload.len;
     while at < stop {
-        let n = (stop - at).min(8);
-        // SAFETY: [at, at+n) is inside the payload span.
-        unsafe {
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), at as *mut u8, n);
+        let n = stop - at;
+        if n >= 8 {
+            // SAFETY: [at, at+8) is inside the payload span; unaligned writes are allowed.
+            unsafe { std::ptr::write_unaligned(at as *mut u64, key) };
+        } else {
+            // SAFETY: [at, at+n) is inside the payload span.
+            unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), at as *mut u8, n) };
         }
         at = (at & !(PAGE - 1)) + PAGE;
     }

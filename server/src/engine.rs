@@ -1055,18 +1055,26 @@ impl WorkerCtx {
         Ok(added)
     }
 
-    /// Gives back the newest nodes until about `excess` bytes are freed. Returns bytes freed.
-    fn shrink(&self, w: &mut Workload, excess: u64, band: u64) -> u64 {
+    /// Gives back the newest nodes (and, for the last one, the tail of its payload) until
+    /// `excess` bytes are freed. Returns bytes freed.
+    fn shrink(&self, w: &mut Workload, excess: u64) -> u64 {
         let Some(arena) = w.arena.as_mut() else {
             return 0;
         };
         let mut freed = 0u64;
-        while freed < excess {
+        while freed + (PAGE as u64) <= excess {
             let Some(&key) = w.keys.last() else { break };
-            let Some(len) = w.tree.search_payload_len(key) else {
+            let Some(payload) = w.tree.payload_mut(key) else {
                 break;
             };
-            if freed + len as u64 > excess + band {
+            let left = usize::try_from(excess - freed).unwrap_or(usize::MAX);
+            if payload.len > left {
+                // Cut the newest payload rather than overshoot below the target.
+                let new_len = payload.len - left;
+                if let Some(cut) = arena.shrink_last(*payload, new_len) {
+                    *payload = cut;
+                    freed += left as u64;
+                }
                 break;
             }
             w.keys.pop();
@@ -1182,7 +1190,7 @@ impl WorkerCtx {
                         format!("container hold: working set {:.1} MiB below target {:.1} MiB; grew the tree by {:.1} MiB", mib(ws), mib(s.target_bytes), mib(added)),
                     );
                 } else if ws > s.target_bytes + band {
-                    let freed = self.shrink(w, ws - s.target_bytes, band);
+                    let freed = self.shrink(w, ws - s.target_bytes);
                     self.publish_counts(w);
                     if freed > 0 {
                         self.log(

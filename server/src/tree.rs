@@ -156,14 +156,14 @@ impl Tree {
         None
     }
 
-    /// Length of `key`'s payload, if present.
-    pub fn search_payload_len(&self, key: u64) -> Option<usize> {
-        let mut cur = self.root.as_deref();
+    /// The payload of `key`, for callers that resize it in place.
+    pub fn payload_mut(&mut self, key: u64) -> Option<&mut Payload> {
+        let mut cur = self.root.as_deref_mut();
         while let Some(node) = cur {
             cur = match key.cmp(&node.key) {
-                std::cmp::Ordering::Less => node.left.as_deref(),
-                std::cmp::Ordering::Greater => node.right.as_deref(),
-                std::cmp::Ordering::Equal => return Some(node.payload.len),
+                std::cmp::Ordering::Less => node.left.as_deref_mut(),
+                std::cmp::Ordering::Greater => node.right.as_deref_mut(),
+                std::cmp::Ordering::Equal => return Some(&mut node.payload),
             };
         }
         None
@@ -300,6 +300,10 @@ mod tests {
             assert!(tree.search(*k).is_none());
         }
         assert!(tree.remove(keys[0]).is_none(), "already gone");
+        let p = tree.payload_mut(keys[1]).unwrap();
+        p.len = 4;
+        assert_eq!(tree.payload_mut(keys[1]).map(|p| p.len), Some(4));
+        assert!(tree.payload_mut(keys[0]).is_none());
         assert_eq!(tree.len(), 500);
         keys = keys.into_iter().skip(1).step_by(2).collect();
         let mut sorted = keys.clone();
