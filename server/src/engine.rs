@@ -1227,8 +1227,8 @@ impl WorkerCtx {
                         w.tree.len(),
                         mib(rss),
                         deadline.map_or(String::new(), |d| format!(
-                            "; {} s left",
-                            d.saturating_duration_since(now).as_secs()
+                            "; {:.0} s left",
+                            d.saturating_duration_since(now).as_secs_f64().ceil()
                         )),
                     ),
                 );
