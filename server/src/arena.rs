@@ -53,6 +53,22 @@ struct Slab {
     map_len: usize,
 }
 
+impl Slab {
+    /// Gives the pages of `[from, to)` (offsets, page aligned, no live payload) back to the OS.
+    fn discard(&self, from: usize, to: usize) {
+        if to > from {
+            // SAFETY: callers pass a range inside this slab's mapping that holds no live payload.
+            unsafe {
+                libc::madvise(
+                    self.base.as_ptr().add(from).cast(),
+                    to - from,
+                    libc::MADV_DONTNEED,
+                );
+            }
+        }
+    }
+}
+
 impl Drop for Slab {
     fn drop(&mut self) {
         // SAFETY: map_base/map_len are exactly what mmap returned; nothing references the slab
@@ -165,16 +181,7 @@ impl PayloadArena {
             return true;
         }
         let keep = round_up(start);
-        if old_end > keep {
-            // SAFETY: [keep, old_end) lies inside the slab mapping and holds no live payload.
-            unsafe {
-                libc::madvise(
-                    slab.base.as_ptr().add(keep).cast(),
-                    old_end - keep,
-                    libc::MADV_DONTNEED,
-                );
-            }
-        }
+        slab.discard(keep, old_end);
         true
     }
 
@@ -191,16 +198,7 @@ impl PayloadArena {
         slab.used = start + new_len;
         self.used_total -= payload.len - new_len;
         let keep = round_up(slab.used);
-        if old_end > keep {
-            // SAFETY: [keep, old_end) lies inside the slab mapping and holds no live payload.
-            unsafe {
-                libc::madvise(
-                    slab.base.as_ptr().add(keep).cast(),
-                    old_end - keep,
-                    libc::MADV_DONTNEED,
-                );
-            }
-        }
+        slab.discard(keep, old_end);
         Some(Payload {
             ptr: payload.ptr,
             len: new_len,

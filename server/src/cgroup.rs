@@ -221,21 +221,32 @@ impl CgroupProbe {
     /// Full snapshot (reads all files).
     #[must_use]
     pub fn read(&self) -> ContainerMemory {
+        self.read_with_basis(0).0
+    }
+
+    /// Full snapshot plus the memory basis, from one pass over the files (Status wants both,
+    /// and reading the limit chain and `memory.stat` twice doubles its cost).
+    #[must_use]
+    pub fn read_with_basis(&self, host_total_bytes: u64) -> (ContainerMemory, MemoryBasis) {
         let Some(r) = &self.resolved else {
-            return ContainerMemory {
-                cgroup_path: self.cgroup_path.clone(),
-                ..ContainerMemory::default()
-            };
+            return (
+                ContainerMemory {
+                    cgroup_path: self.cgroup_path.clone(),
+                    ..ContainerMemory::default()
+                },
+                self.fallback_basis(host_total_bytes),
+            );
         };
         let stat = read_string(&r.stat.path);
-        let limit = r.effective_limit(stat.as_deref()).limit;
+        let eff = r.effective_limit(stat.as_deref());
+        let basis = self.basis_from(r.version, &eff, host_total_bytes);
         let usage_bytes = read_string(&r.usage).and_then(|s| parse_u64(&s));
         let inactive_file_bytes = stat.as_deref().and_then(|s| flat_value(s, r.inactive_key));
-        let (limit_bytes, limit_file) = match limit {
+        let (limit_bytes, limit_file) = match eff.limit {
             Some((bytes, file)) => (Some(bytes), Some(file)),
             None => (None, None),
         };
-        ContainerMemory {
+        let memory = ContainerMemory {
             version: Some(r.version),
             cgroup_path: self.cgroup_path.clone(),
             limit_bytes,
@@ -245,7 +256,8 @@ impl CgroupProbe {
             working_set_bytes: working_set(usage_bytes, inactive_file_bytes),
             oom_kills: r.oom_kills(),
             pressure: read_string(&r.pressure).and_then(|s| parse_psi(&s)),
-        }
+        };
+        (memory, basis)
     }
 
     /// Fast path used after every build batch: `usage - inactive_file` only (2 small reads).
@@ -272,23 +284,41 @@ impl CgroupProbe {
     /// node allocatable when a container has no limit, which is not a limit at all.
     #[must_use]
     pub fn basis(&self, host_total_bytes: u64) -> MemoryBasis {
-        if let Some(r) = &self.resolved {
-            let stat = match r.version {
-                CgroupVersion::V1 => read_string(&r.stat.path),
-                CgroupVersion::V2 => None,
-            };
-            let eff = r.effective_limit(stat.as_deref());
-            if eff.known {
-                return match eff.limit {
-                    Some((limit_bytes, detail)) => MemoryBasis {
-                        limit_bytes,
-                        source: r.version.basis_source(),
-                        detail,
-                    },
-                    None => host_basis(host_total_bytes),
-                };
-            }
+        let Some(r) = &self.resolved else {
+            return self.fallback_basis(host_total_bytes);
+        };
+        let stat = match r.version {
+            CgroupVersion::V1 => read_string(&r.stat.path),
+            CgroupVersion::V2 => None,
+        };
+        self.basis_from(
+            r.version,
+            &r.effective_limit(stat.as_deref()),
+            host_total_bytes,
+        )
+    }
+
+    fn basis_from(
+        &self,
+        version: CgroupVersion,
+        eff: &EffectiveLimit,
+        host_total_bytes: u64,
+    ) -> MemoryBasis {
+        if !eff.known {
+            return self.fallback_basis(host_total_bytes);
         }
+        match &eff.limit {
+            Some((limit_bytes, detail)) => MemoryBasis {
+                limit_bytes: *limit_bytes,
+                source: version.basis_source(),
+                detail: detail.clone(),
+            },
+            None => host_basis(host_total_bytes),
+        }
+    }
+
+    /// The cgroup files could not be read: the downward API's value, else the host's total.
+    fn fallback_basis(&self, host_total_bytes: u64) -> MemoryBasis {
         match self.env_limit_bytes {
             Some(limit_bytes) => MemoryBasis {
                 limit_bytes,
@@ -448,11 +478,30 @@ fn build_resolved(
 }
 
 fn read_string(path: &Path) -> Option<String> {
-    fs::read_to_string(path).ok()
+    read_small(path).ok()
+}
+
+/// Reads a small pseudo-file with open + read + close only. `fs::read_to_string` also stats
+/// and seeks the file for a size hint (useless here: cgroupfs and procfs report size 0), and
+/// Status reads several of these on every call.
+fn read_small(path: &Path) -> io::Result<String> {
+    use std::io::Read;
+    let mut file = fs::File::open(path)?;
+    let mut buf = Vec::with_capacity(4096);
+    let mut chunk = [0u8; 4096];
+    loop {
+        // `read_to_end` would stat and seek the file first; a plain read loop does not.
+        let n = file.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+    }
+    String::from_utf8(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 fn read_limit(path: &Path, version: CgroupVersion) -> LimitRead {
-    match fs::read_to_string(path) {
+    match read_small(path) {
         Ok(s) => parse_limit_value(&s, version),
         Err(e) if e.kind() == io::ErrorKind::NotFound => LimitRead::Missing,
         Err(_) => LimitRead::Unreadable,

@@ -26,6 +26,7 @@ struct Args {
 }
 
 fn main() -> std::process::ExitCode {
+    memstress_server::procmem::tune_allocator();
     let args = Args::parse();
     // Two workers are plenty for a control plane; the workload has its own thread.
     let runtime = match tokio::runtime::Builder::new_multi_thread()

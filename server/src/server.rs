@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 
 /// Hard bound on shutdown: the process exits this long after the signal whatever is open.
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_millis(4500);
@@ -120,14 +120,16 @@ pub async fn run(config: ServerConfig) -> Result<(), ServeError> {
     health_reporter
         .set_serving::<StressServiceServer<StressApi>>()
         .await;
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(memstress_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    // v1 for current grpcurl, v1alpha for older builds; both describe the health service too.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(memstress_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection()
         .build_v1()
         .map_err(|e| ServeError::Reflection(e.to_string()))?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(memstress_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    let reflection_v1alpha = reflection()
         .build_v1alpha()
         .map_err(|e| ServeError::Reflection(e.to_string()))?;
 
@@ -138,9 +140,14 @@ pub async fn run(config: ServerConfig) -> Result<(), ServeError> {
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(StressServiceServer::new(api))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), async move {
-            let _ = grpc_shutdown.wait_for(|s| *s).await;
-        });
+        .serve_with_incoming_shutdown(
+            // Nagle off: without it a client's first small request on a new connection can
+            // wait ~40 ms for a delayed ACK.
+            TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
+            async move {
+                let _ = grpc_shutdown.wait_for(|s| *s).await;
+            },
+        );
 
     let mut http_shutdown = shutdown_rx.clone();
     let http = axum::serve(

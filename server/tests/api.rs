@@ -53,10 +53,7 @@ async fn stop_mid_build_is_prompt_and_stop_when_idle_says_so() {
         .into_inner();
     assert!(resp.previous_run_released_bytes > 0);
     // Start during a run is refused, naming the running run
-    wait_for(&mut c, Duration::from_secs(10), "SEARCHING", |s| {
-        state(s) == pb::State::Searching
-    })
-    .await;
+    wait_state(&mut c, pb::State::Searching, Duration::from_secs(10)).await;
     let err = c.start(start_mb(32)).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     assert!(err.message().contains(&resp.run_id), "{}", err.message());
@@ -183,10 +180,7 @@ async fn two_watchers_replay_then_follow_the_same_entries() {
     })
     .await
     .unwrap();
-    wait_for(&mut c, Duration::from_secs(10), "SEARCHING", |s| {
-        state(s) == pb::State::Searching
-    })
-    .await;
+    wait_state(&mut c, pb::State::Searching, Duration::from_secs(10)).await;
     c.stop(pb::StopRequest {}).await.unwrap();
 
     let watch = |mut c: memstress_proto::v1::stress_service_client::StressServiceClient<_>| async move {
@@ -363,10 +357,7 @@ async fn sigterm_with_open_stream_and_running_run_exits_in_time() {
         .await
         .unwrap()
         .into_inner();
-    wait_for(&mut c, Duration::from_secs(10), "SEARCHING", |s| {
-        state(s) == pb::State::Searching
-    })
-    .await;
+    wait_state(&mut c, pb::State::Searching, Duration::from_secs(10)).await;
     let t0 = Instant::now();
     d.signal(libc::SIGTERM);
     // the open stream ends (it sees the run stopped first)
@@ -418,22 +409,11 @@ async fn allocation_failure_fails_the_run_not_the_server() {
         .await
         .unwrap()
         .into_inner();
-    let s = wait_for(&mut c, Duration::from_secs(20), "FAILED", |s| {
-        state(s) == pb::State::Failed
-    })
-    .await;
+    let s = wait_state(&mut c, pb::State::Failed, Duration::from_secs(20)).await;
     assert!(s.last_error.contains("mmap"), "{}", s.last_error);
     assert_eq!(s.nodes, 0, "memory released after the failure");
-    let mut logs = c
-        .watch_logs(pb::WatchLogsRequest {
-            from_sequence: 0,
-            follow: false,
-        })
-        .await
-        .unwrap()
-        .into_inner();
     let mut saw_error = false;
-    while let Some(e) = logs.message().await.unwrap() {
+    for e in kept_logs(&mut c).await {
         saw_error |= e.operation == pb::Operation::StressTestError as i32 && e.run_id == r.run_id;
     }
     assert!(saw_error);
@@ -444,9 +424,6 @@ async fn allocation_failure_fails_the_run_not_the_server() {
     })
     .await
     .unwrap();
-    wait_for(&mut c, Duration::from_secs(20), "SEARCHING", |s| {
-        state(s) == pb::State::Searching
-    })
-    .await;
+    wait_state(&mut c, pb::State::Searching, Duration::from_secs(20)).await;
     c.clear(pb::ClearRequest {}).await.unwrap();
 }

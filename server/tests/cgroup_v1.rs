@@ -153,10 +153,7 @@ async fn stressd_in_a_512mib_v1_cgroup() {
         .unwrap()
         .into_inner();
     assert_eq!(r.target_bytes, LIMIT / 2);
-    wait_for(&mut c, Duration::from_secs(20), "SEARCHING", |s| {
-        state(s) == pb::State::Searching
-    })
-    .await;
+    wait_state(&mut c, pb::State::Searching, Duration::from_secs(20)).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let landed = d.rss();
     println!(
@@ -175,10 +172,7 @@ async fn stressd_in_a_512mib_v1_cgroup() {
     })
     .await
     .unwrap();
-    wait_for(&mut c, Duration::from_secs(20), "SEARCHING", |s| {
-        state(s) == pb::State::Searching
-    })
-    .await;
+    wait_state(&mut c, pb::State::Searching, Duration::from_secs(20)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let s = status(&mut c).await;
     let ws0 = s.container.as_ref().unwrap().working_set_bytes.unwrap();

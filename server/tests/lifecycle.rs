@@ -36,10 +36,7 @@ async fn full_lifecycle_lands_on_target_and_clear_gives_memory_back() {
     );
     assert!(resp.basis.unwrap().limit_bytes > 128 * MIB);
 
-    let s = wait_for(&mut c, Duration::from_secs(20), "SEARCHING", |s| {
-        state(s) == pb::State::Searching
-    })
-    .await;
+    let s = wait_state(&mut c, pb::State::Searching, Duration::from_secs(20)).await;
     let rss = d.rss();
     let target = 128 * MIB;
     let err = (rss as f64 - target as f64).abs() / target as f64;
@@ -58,26 +55,15 @@ async fn full_lifecycle_lands_on_target_and_clear_gives_memory_back() {
     assert!(s.fill_rate_mb_per_second > 0.0);
     assert_eq!(s.run_id, resp.run_id);
 
-    let s = wait_for(&mut c, Duration::from_secs(20), "COMPLETED", |s| {
-        state(s) == pb::State::Completed
-    })
-    .await;
+    let s = wait_state(&mut c, pb::State::Completed, Duration::from_secs(20)).await;
     assert!(s.searches > 0, "the hold searched");
     assert!(s.peak_rss_bytes >= target - 4 * MIB);
     // the tree stays in memory after completion
     assert!(d.rss() > target * 9 / 10, "tree held after COMPLETED");
 
     // the whole story is in the log, in order
-    let mut stream = c
-        .watch_logs(pb::WatchLogsRequest {
-            from_sequence: 0,
-            follow: false,
-        })
-        .await
-        .unwrap()
-        .into_inner();
     let mut ops = Vec::new();
-    while let Some(e) = stream.message().await.unwrap() {
+    for e in kept_logs(&mut c).await {
         assert_eq!(e.run_id, resp.run_id);
         ops.push(pb::Operation::try_from(e.operation).unwrap());
     }
@@ -128,10 +114,7 @@ async fn clearing_a_gib_returns_to_idle() {
         })
         .await
         .unwrap();
-        wait_for(&mut c, Duration::from_secs(60), "SEARCHING", |s| {
-            state(s) == pb::State::Searching
-        })
-        .await;
+        wait_state(&mut c, pb::State::Searching, Duration::from_secs(60)).await;
         assert!(d.rss() > 1000 * MIB);
         let cleared = c.clear(pb::ClearRequest {}).await.unwrap().into_inner();
         assert!(cleared.stopped_running);

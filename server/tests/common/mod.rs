@@ -204,3 +204,29 @@ pub fn stressctl(addr: &str, args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// Waits until the state is `want`.
+pub async fn wait_state(
+    c: &mut StressServiceClient<Channel>,
+    want: pb::State,
+    timeout: Duration,
+) -> pb::StatusResponse {
+    wait_for(c, timeout, &format!("{want:?}"), |s| state(s) == want).await
+}
+
+/// Every log entry still kept (WatchLogs without follow).
+pub async fn kept_logs(c: &mut StressServiceClient<Channel>) -> Vec<pb::LogEntry> {
+    let mut stream = c
+        .watch_logs(pb::WatchLogsRequest {
+            from_sequence: 0,
+            follow: false,
+        })
+        .await
+        .expect("watch_logs")
+        .into_inner();
+    let mut out = Vec::new();
+    while let Some(e) = stream.message().await.expect("log entry") {
+        out.push(e);
+    }
+    out
+}
