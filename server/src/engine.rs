@@ -81,10 +81,6 @@ impl State {
     }
 }
 
-fn f64_to_bits(v: f64) -> u64 {
-    v.to_bits()
-}
-
 /// What a run shares between its worker and Status readers.
 #[derive(Debug)]
 pub struct RunShared {
@@ -579,7 +575,9 @@ impl Engine {
         let rss = self.rss_bytes();
         let state = run.as_ref().map_or(State::Idle, |r| r.state());
         let run = run.map(|r| {
-            r.note_rss(rss);
+            if state.is_active() {
+                r.note_rss(rss);
+            }
             let ended = r.ended_after_ms.load(Ordering::Acquire);
             let elapsed_ms = if ended == UNSET {
                 r.elapsed_ms()
@@ -932,10 +930,10 @@ impl WorkerCtx {
             let elapsed = now.duration_since(t0).as_secs_f64();
             if elapsed > 0.0 {
                 s.fill_rate
-                    .store(f64_to_bits(mib(grown) / elapsed), Ordering::Relaxed);
+                    .store((mib(grown) / elapsed).to_bits(), Ordering::Relaxed);
             }
             s.current_fill_rate
-                .store(f64_to_bits(meter.push(now, grown)), Ordering::Relaxed);
+                .store(meter.push(now, grown).to_bits(), Ordering::Relaxed);
             self.publish_counts(w);
             if now >= next_log {
                 next_log = now + interval;
@@ -956,7 +954,7 @@ impl WorkerCtx {
         let took = t0.elapsed();
         let took_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
         let rate = mib(grown) / took.as_secs_f64().max(1e-9);
-        s.fill_rate.store(f64_to_bits(rate), Ordering::Relaxed);
+        s.fill_rate.store(rate.to_bits(), Ordering::Relaxed);
         s.time_to_target_ms.store(took_ms, Ordering::Relaxed);
         self.publish_counts(w);
         if let Some(a) = &w.arena
@@ -1225,7 +1223,7 @@ impl WorkerCtx {
                 let secs = now.duration_since(interval_start.0).as_secs_f64();
                 let rate = (total - interval_start.1) as f64 / secs.max(1e-9);
                 s.searches_per_second
-                    .store(f64_to_bits(rate), Ordering::Relaxed);
+                    .store(rate.to_bits(), Ordering::Relaxed);
                 interval_start = (now, total);
                 next_log = now + interval;
                 if p.keep_hot
