@@ -275,7 +275,7 @@ pub fn status(s: &StatusResponse) -> String {
     );
     if has_run {
         let started = if s.started_at_unix_ms > 0 {
-            human::timestamp_ms(s.started_at_unix_ms)
+            memstress_proto::time::format_unix_ms(s.started_at_unix_ms)
         } else {
             "-".to_owned()
         };
@@ -380,7 +380,7 @@ pub fn status(s: &StatusResponse) -> String {
 pub fn log_entry(e: &LogEntry) -> String {
     let mut out = format!(
         "{}  #{}  {}  {}  {}",
-        human::timestamp_ms(e.timestamp_unix_ms),
+        memstress_proto::time::format_unix_ms(e.timestamp_unix_ms),
         e.sequence,
         operation_name(e.operation),
         human::mib(e.memory_mb),

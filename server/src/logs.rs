@@ -108,7 +108,7 @@ impl LogRecord {
         };
         format!(
             "{} #{} {}{} mem={:.1}MB{} {}",
-            format_rfc3339_ms(self.timestamp_ms),
+            memstress_proto::time::format_unix_ms(self.timestamp_ms),
             self.sequence,
             self.operation.name(),
             run,
@@ -260,30 +260,6 @@ pub fn now_unix_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// `2026-11-27T06:05:01.123Z` from Unix milliseconds (civil-from-days, no date crate needed).
-pub fn format_rfc3339_ms(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let millis = ms.rem_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        sod / 3600,
-        (sod % 3600) / 60,
-        sod % 60
-    )
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -335,19 +311,6 @@ mod tests {
             other => panic!("expected lag, got {other:?}"),
         }
         assert_eq!(sub.live.try_recv().unwrap().sequence, 7);
-    }
-
-    #[test]
-    fn rfc3339_formatting() {
-        assert_eq!(format_rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(
-            format_rfc3339_ms(1_795_759_501_123),
-            "2026-11-27T06:05:01.123Z"
-        );
-        assert_eq!(
-            format_rfc3339_ms(951_782_400_000),
-            "2000-02-29T00:00:00.000Z"
-        );
     }
 
     #[test]
