@@ -196,7 +196,7 @@ async fn stressd_in_a_512mib_v1_cgroup() {
         let s = status(&mut c).await;
         let ws = s.container.as_ref().unwrap().working_set_bytes.unwrap();
         let rss = d.rss();
-        if rss + 80 * MIB <= rss0 && within(ws, LIMIT / 2, 5.0) {
+        if rss + 80 * MIB <= rss0 && within(ws, LIMIT / 2, 2.0) {
             break (ws, rss);
         }
         assert!(
