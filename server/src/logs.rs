@@ -218,14 +218,6 @@ impl LogHub {
         }
     }
 
-    /// Sequence number the next entry will get.
-    pub fn next_sequence(&self) -> u64 {
-        self.history
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .next_sequence
-    }
-
     /// Prints every entry to stdout on a thread of its own, so a slow or blocked stdout pipe
     /// can only make this printer lag (it then says how many lines it skipped), never the
     /// workload.

@@ -50,7 +50,7 @@ fn parse_statm_resident(raw: &[u8]) -> Option<u64> {
 }
 
 /// A `Name:   123 kB` line of a /proc status-style file, in bytes.
-pub fn parse_kb_field(text: &str, name: &str) -> Option<u64> {
+fn parse_kb_field(text: &str, name: &str) -> Option<u64> {
     let line = text.lines().find(|l| l.starts_with(name))?;
     let kb: u64 = line[name.len()..]
         .split_ascii_whitespace()

@@ -75,12 +75,7 @@ pub async fn stop(ctx: &mut Ctx) -> Res<Vec<Row>> {
         .details(details),
         Row::new("5b", format!("Stop RPC latency p99 (of {n})"), p99, "ms")
             .bound(Bound::AtMost { value: 20.0 }, "≤ 20 ms")
-            .shown(format!(
-                "{} (max {})",
-                fmt_num(p99, "ms"),
-                fmt_num(max(&lat), "ms")
-            ))
-            .samples(lat),
+            .samples_with_max("max", lat),
         Row::new(
             "5c",
             format!("RSS growth in the 50 ms after Stop returned (max of {n})"),

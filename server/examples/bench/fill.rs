@@ -380,12 +380,7 @@ pub async fn run(ctx: &mut Ctx) -> Res<Vec<Row>> {
                 "ms",
             )
             .bound(Bound::AtMost { value: 500.0 }, "≤ 500 ms")
-            .shown(format!(
-                "{} (worst {})",
-                fmt_num(med_clear, "ms"),
-                fmt_num(max(&clear_ms), "ms")
-            ))
-            .samples(clear_ms),
+            .samples_with_max("worst", clear_ms),
         );
         let maps: Vec<f64> = ps.fill.iter().map(|r| r.maps as f64).collect();
         let med_maps = median(&maps);

@@ -1,7 +1,7 @@
 //! Rows 7 and 8: start-up (idle RSS, time to health SERVING) and leaks over many runs.
 
 use crate::daemon::{self, MIB, launch, rss_of};
-use crate::report::{Bound, Row, fmt_num, max, median};
+use crate::report::{Bound, Row, median};
 use crate::{Ctx, Res, progress};
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -79,12 +79,7 @@ pub async fn idle(ctx: &mut Ctx) -> Res<Vec<Row>> {
             "MiB",
         )
         .bound(Bound::AtMost { value: 8.0 }, "≤ 8 MiB")
-        .shown(format!(
-            "{} (max {})",
-            fmt_num(med_rss, "MiB"),
-            fmt_num(max(&rss), "MiB")
-        ))
-        .samples(rss),
+        .samples_with_max("max", rss),
         Row::new(
             "7b",
             format!("exec → gRPC health SERVING (median of {n} spawns)"),
@@ -92,12 +87,7 @@ pub async fn idle(ctx: &mut Ctx) -> Res<Vec<Row>> {
             "ms",
         )
         .bound(Bound::AtMost { value: 50.0 }, "≤ 50 ms")
-        .shown(format!(
-            "{} (max {})",
-            fmt_num(med_ready, "ms"),
-            fmt_num(max(&ready), "ms")
-        ))
-        .samples(ready),
+        .samples_with_max("max", ready),
     ])
 }
 

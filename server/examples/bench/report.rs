@@ -119,6 +119,17 @@ impl Row {
         self
     }
 
+    /// Attaches the samples and shows the largest beside the measured value, e.g.
+    /// "276 ms (worst 340 ms)"; `word` is "max" or "worst".
+    pub fn samples_with_max(self, word: &str, s: Vec<f64>) -> Self {
+        let shown = format!(
+            "{} ({word} {})",
+            fmt_num(self.measured, &self.unit),
+            fmt_num(max(&s), &self.unit)
+        );
+        self.shown(shown).samples(s)
+    }
+
     /// Attaches the samples.
     pub fn samples(mut self, s: Vec<f64>) -> Self {
         self.samples = s;
