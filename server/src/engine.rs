@@ -492,13 +492,18 @@ impl Engine {
             }
             Err(_) => {
                 // The worker panicked (a bug); its memory was freed while unwinding.
-                worker.shared.set_state(State::Failed);
-                worker.shared.set_error("the workload thread panicked");
-                worker.shared.mark_ended();
-                self.log(
+                let shared = &worker.shared;
+                shared.set_error("the workload thread panicked");
+                self.logs.publish_with(
                     Operation::StressTestError,
-                    &worker.shared.run_id,
-                    "the workload thread panicked; its memory was released".into(),
+                    &shared.run_id,
+                    mib(self.rss_bytes()),
+                    self.cgroup.working_set_bytes().map(mib),
+                    "the workload thread panicked; its memory was released",
+                    || {
+                        shared.set_state(State::Failed);
+                        shared.mark_ended();
+                    },
                 );
             }
         }
@@ -700,10 +705,24 @@ impl RateMeter {
 
 impl WorkerCtx {
     fn log(&self, op: Operation, msg: String) {
+        self.log_then(op, msg, || {});
+    }
+
+    /// Logs with `commit` applied atomically with the entry (see `LogHub::publish_with`).
+    fn log_then(&self, op: Operation, msg: String, commit: impl FnOnce()) {
         let rss = self.procmem.rss_bytes().unwrap_or(0);
         let ws = self.cgroup.working_set_bytes().map(mib);
         self.logs
-            .publish(op, &self.shared.run_id, mib(rss), ws, msg);
+            .publish_with(op, &self.shared.run_id, mib(rss), ws, msg, commit);
+    }
+
+    /// Logs a run's closing entry and turns its state final in the same step.
+    fn finish(&self, op: Operation, msg: String, state: State) {
+        let s = &self.shared;
+        self.log_then(op, msg, || {
+            s.set_state(state);
+            s.mark_ended();
+        });
     }
 
     /// The quantity the target is about: process RSS or container working set.
@@ -812,26 +831,24 @@ impl WorkerCtx {
         };
         match outcome {
             Ok(()) => {
-                s.set_state(State::Completed);
-                s.mark_ended();
-                self.log(
+                self.finish(
                     Operation::StressTestComplete,
                     format!(
                         "run complete: {}; the tree stays in memory until Clear",
                         summary(&w)
                     ),
+                    State::Completed,
                 );
                 w
             }
             Err(Interrupt::Stopped) => {
-                s.set_state(State::Stopped);
-                s.mark_ended();
-                self.log(
+                self.finish(
                     Operation::StressTestStopped,
                     format!(
                         "run stopped: {}; the tree stays in memory until Clear",
                         summary(&w)
                     ),
+                    State::Stopped,
                 );
                 w
             }
@@ -841,18 +858,14 @@ impl WorkerCtx {
                 s.nodes.store(0, Ordering::Relaxed);
                 s.payload_bytes.store(0, Ordering::Relaxed);
                 s.set_error(&msg);
-                s.set_state(State::Failed);
-                s.mark_ended();
-                self.log(
+                self.finish(
                     Operation::StressTestError,
-                    format!("run failed: {msg} (reached {what})"),
-                );
-                self.log(
-                    Operation::MemoryCleared,
                     format!(
-                        "freed {nodes} nodes and {:.1} MiB of payload after the failure",
+                        "run failed: {msg} (reached {what}); freed {nodes} nodes and {:.1} MiB \
+                         of payload",
                         mib(bytes)
                     ),
+                    State::Failed,
                 );
                 Workload::default()
             }

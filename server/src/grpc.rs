@@ -288,14 +288,42 @@ impl StressService for StressApi {
 }
 
 /// Sends one entry unless the client went away or the server is shutting down.
+///
+/// Biased towards the send: when the channel has room the entry goes out even if shutdown
+/// has begun; shutdown only wins over a watcher that is not keeping up.
 async fn send(
     tx: &mpsc::Sender<Result<pb::LogEntry, Status>>,
     shutdown: &mut watch::Receiver<bool>,
     entry: pb::LogEntry,
 ) -> bool {
     tokio::select! {
+        biased;
         r = tx.send(Ok(entry)) => r.is_ok(),
         _ = shutdown.wait_for(|s| *s) => false,
+    }
+}
+
+/// On shutdown, hands a following watcher what was logged before the signal (the engine has
+/// already stopped the run, so its STRESS_TEST_STOPPED entry is among them), without waiting
+/// on a watcher whose channel is full.
+fn flush_on_shutdown(
+    live: &mut broadcast::Receiver<LogRecord>,
+    tx: &mpsc::Sender<Result<pb::LogEntry, Status>>,
+    mut last: u64,
+) {
+    loop {
+        let entry = match live.try_recv() {
+            Ok(rec) if rec.sequence <= last => continue,
+            Ok(rec) => {
+                last = rec.sequence;
+                entry_to_pb(&rec)
+            }
+            Err(broadcast::error::TryRecvError::Lagged(n)) => entry_to_pb(&LogRecord::missed(n)),
+            Err(_) => return,
+        };
+        if tx.try_send(Ok(entry)).is_err() {
+            return;
+        }
     }
 }
 
@@ -335,9 +363,13 @@ async fn pump_logs(
     }
     loop {
         let next = tokio::select! {
+            biased;
             r = live.recv() => r,
             () = tx.closed() => return,
-            _ = shutdown.wait_for(|s| *s) => return,
+            _ = shutdown.wait_for(|s| *s) => {
+                flush_on_shutdown(&mut live, &tx, last);
+                return;
+            }
         };
         let entry = match next {
             Ok(rec) if rec.sequence <= last => continue,

@@ -173,7 +173,24 @@ impl LogHub {
         working_set_mb: Option<f64>,
         message: impl Into<String>,
     ) -> LogRecord {
+        self.publish_with(operation, run_id, memory_mb, working_set_mb, message, || {})
+    }
+
+    /// Like [`Self::publish`], running `commit` under the history lock just before the entry
+    /// is recorded and sent. A run's final state is set this way, so a watcher that receives
+    /// the closing entry sees the final state in Status, and a client that sees the final
+    /// state in Status finds the closing entry in the kept logs (reading them takes the lock).
+    pub fn publish_with(
+        &self,
+        operation: Operation,
+        run_id: &Arc<str>,
+        memory_mb: f64,
+        working_set_mb: Option<f64>,
+        message: impl Into<String>,
+        commit: impl FnOnce(),
+    ) -> LogRecord {
         let mut h = self.history.lock().unwrap_or_else(PoisonError::into_inner);
+        commit();
         let record = LogRecord {
             sequence: h.next_sequence,
             timestamp_ms: now_unix_ms(),
@@ -259,6 +276,27 @@ mod tests {
 
     fn run() -> Arc<str> {
         Arc::from("run-1")
+    }
+
+    #[test]
+    fn publish_with_commits_before_anyone_can_see_the_entry() {
+        let hub = LogHub::new(5, 16);
+        let mut live = hub.subscribe(0).live;
+        let mut seen_inside = None;
+        hub.publish_with(
+            Operation::StressTestComplete,
+            &run(),
+            1.0,
+            None,
+            "done",
+            || seen_inside = Some(live.try_recv().is_err()),
+        );
+        assert_eq!(seen_inside, Some(true), "commit ran before the send");
+        assert_eq!(
+            live.try_recv().unwrap().operation,
+            Operation::StressTestComplete
+        );
+        assert_eq!(hub.subscribe(0).backlog.len(), 1);
     }
 
     #[test]

@@ -62,9 +62,9 @@ async fn unthrottled_keep_hot_huge_pages_hold_completes() {
         state(s) == pb::State::Searching && s.searches_per_second > 0.0
     })
     .await;
-    // unthrottled: far beyond the default 1000/s
+    // unthrottled: far beyond the default 1000/s (10x, which a starved nice-19 worker still makes)
     assert!(
-        s.searches_per_second > 20_000.0,
+        s.searches_per_second > 10_000.0,
         "{}",
         s.searches_per_second
     );
