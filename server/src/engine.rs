@@ -423,10 +423,22 @@ impl Engine {
             cgroup: self.cgroup.clone(),
             thp_enabled_path: self.thp_enabled_path.clone(),
         };
-        let join = std::thread::Builder::new()
+        ctx.log_start();
+        let join = match std::thread::Builder::new()
             .name("stress-worker".into())
             .spawn(move || ctx.run())
-            .map_err(EngineError::WorkerSpawn)?;
+        {
+            Ok(join) => join,
+            Err(e) => {
+                // The run never existed for Status; the log says why its start entry has no end.
+                self.log(
+                    Operation::StressTestError,
+                    &run_id,
+                    format!("run failed: could not start the workload thread: {e}"),
+                );
+                return Err(EngineError::WorkerSpawn(e));
+            }
+        };
         let thread = join.thread().clone();
         control.worker = Some(Worker {
             join,
@@ -752,17 +764,9 @@ impl WorkerCtx {
         }
     }
 
-    fn run(self) -> Workload {
-        // A full-speed build or an unthrottled hold saturates a core; at nice 19 the control
-        // plane (Status, Stop, watchers) is scheduled ahead of it, and it still gets every
-        // cycle nobody else wants. Nice only weighs threads inside the container's own CPU
-        // cgroup, so this costs nothing against other pods. Best effort: a failure only costs
-        // responsiveness. (Benchmark row 6: Status p99 during a build.)
-        // SAFETY: gettid/setpriority on the calling thread have no memory-safety preconditions.
-        unsafe {
-            let tid = libc::gettid();
-            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, WORKER_NICE);
-        }
+    /// Logs STRESS_TEST_START. Called by `Engine::start` before the worker exists, so the
+    /// entry is kept by the time the Start RPC returns.
+    fn log_start(&self) {
         let s = &self.shared;
         let p = &s.params;
         let target_words = match p.target {
@@ -801,6 +805,21 @@ impl WorkerCtx {
                 }
             ),
         );
+    }
+
+    fn run(self) -> Workload {
+        // A full-speed build or an unthrottled hold saturates a core; at nice 19 the control
+        // plane (Status, Stop, watchers) is scheduled ahead of it, and it still gets every
+        // cycle nobody else wants. Nice only weighs threads inside the container's own CPU
+        // cgroup, so this costs nothing against other pods. Best effort: a failure only costs
+        // responsiveness. (Benchmark row 6: Status p99 during a build.)
+        // SAFETY: gettid/setpriority on the calling thread have no memory-safety preconditions.
+        unsafe {
+            let tid = libc::gettid();
+            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, WORKER_NICE);
+        }
+        let s = &self.shared;
+        let p = &s.params;
         let mut huge = p.huge_pages;
         if huge {
             let mode = std::fs::read_to_string(&self.thp_enabled_path).unwrap_or_default();
@@ -1123,14 +1142,12 @@ impl WorkerCtx {
     fn hold(&self, w: &mut Workload) -> Result<(), Interrupt> {
         let s = &self.shared;
         let p = &s.params;
-        s.set_state(State::Searching);
-        s.hold_started_after_ms
-            .store(s.elapsed_ms(), Ordering::Release);
         let interval = Duration::from_secs(u64::from(p.log_interval_seconds));
         let t0 = Instant::now();
         let deadline = (p.duration_seconds > 0)
             .then(|| t0 + Duration::from_secs(u64::from(p.duration_seconds)));
-        self.log(
+        // SEARCHING becomes visible together with its SEARCH_TREE_START entry.
+        self.log_then(
             Operation::SearchTreeStart,
             format!(
                 "holding {} for {}; {} searches/s{}{}",
@@ -1162,6 +1179,11 @@ impl WorkerCtx {
                     ""
                 },
             ),
+            || {
+                s.set_state(State::Searching);
+                s.hold_started_after_ms
+                    .store(s.elapsed_ms(), Ordering::Release);
+            },
         );
         let band = (s.target_bytes / 200).max(2 * MIB);
         let mut rng = rand::rng();

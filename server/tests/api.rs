@@ -55,8 +55,22 @@ async fn stop_mid_build_is_prompt_and_stop_when_idle_says_so() {
         .unwrap()
         .into_inner();
     assert!(resp.previous_run_released_bytes > 0);
-    // Start during a run is refused, naming the running run
+    // Status and the kept log agree at every step: the start entry is kept when Start returns,
+    // and SEARCHING is never visible before its SEARCH_TREE_START entry
+    let has = |logs: &[pb::LogEntry], op: pb::Operation| {
+        logs.iter()
+            .any(|e| e.operation == op as i32 && e.run_id == resp.run_id)
+    };
+    assert!(has(
+        &kept_logs(&mut c).await,
+        pb::Operation::StressTestStart
+    ));
     wait_state(&mut c, pb::State::Searching, Duration::from_secs(10)).await;
+    assert!(has(
+        &kept_logs(&mut c).await,
+        pb::Operation::SearchTreeStart
+    ));
+    // Start during a run is refused, naming the running run
     let err = c.start(start_mb(32)).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     assert!(err.message().contains(&resp.run_id), "{}", err.message());
