@@ -177,9 +177,10 @@ impl LogHub {
     }
 
     /// Like [`Self::publish`], running `commit` under the history lock just before the entry
-    /// is recorded and sent. A run's final state is set this way, so a watcher that receives
-    /// the closing entry sees the final state in Status, and a client that sees the final
-    /// state in Status finds the closing entry in the kept logs (reading them takes the lock).
+    /// is recorded and sent. A run's state changes are made this way, so a watcher that
+    /// receives an entry (say STRESS_TEST_COMPLETE) already sees its state in Status, and a
+    /// client that sees a state in Status finds its entry in the kept logs (reading them
+    /// takes the lock).
     pub fn publish_with(
         &self,
         operation: Operation,
