@@ -128,7 +128,9 @@ impl RunShared {
     fn elapsed_ms(&self) -> u64 {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
-    fn mark_ended(&self) {
+    /// Turns the state final and stamps when; called inside `LogHub::publish_with`.
+    fn end(&self, state: State) {
+        self.set_state(state);
         self.ended_after_ms
             .store(self.elapsed_ms(), Ordering::Release);
     }
@@ -358,9 +360,20 @@ impl Engine {
     }
 
     fn log(&self, op: Operation, run_id: &Arc<str>, msg: String) {
-        let ws = self.cgroup.working_set_bytes().map(mib);
-        self.logs
-            .publish(op, run_id, mib(self.rss_bytes()), ws, msg);
+        self.log_then(op, run_id, msg, || {});
+    }
+
+    /// Logs with `commit` applied atomically with the entry (see `LogHub::publish_with`).
+    fn log_then(&self, op: Operation, run_id: &Arc<str>, msg: String, commit: impl FnOnce()) {
+        publish_measured(
+            &self.logs,
+            &self.procmem,
+            &self.cgroup,
+            op,
+            run_id,
+            msg,
+            commit,
+        );
     }
 
     fn lock_control(&self) -> std::sync::MutexGuard<'_, Control> {
@@ -506,16 +519,11 @@ impl Engine {
                 // The worker panicked (a bug); its memory was freed while unwinding.
                 let shared = &worker.shared;
                 shared.set_error("the workload thread panicked");
-                self.logs.publish_with(
+                self.log_then(
                     Operation::StressTestError,
                     &shared.run_id,
-                    mib(self.rss_bytes()),
-                    self.cgroup.working_set_bytes().map(mib),
-                    "the workload thread panicked; its memory was released",
-                    || {
-                        shared.set_state(State::Failed);
-                        shared.mark_ended();
-                    },
+                    "the workload thread panicked; its memory was released".into(),
+                    || shared.end(State::Failed),
                 );
             }
         }
@@ -715,6 +723,23 @@ impl RateMeter {
     }
 }
 
+/// Publishes an entry stamped with the process RSS and the container working set now (RSS 0
+/// if unreadable), running `commit` with it (see `LogHub::publish_with`). Shared by the
+/// control plane and the worker so every entry is measured the same way.
+fn publish_measured(
+    logs: &LogHub,
+    procmem: &ProcMem,
+    cgroup: &CgroupProbe,
+    op: Operation,
+    run_id: &Arc<str>,
+    msg: String,
+    commit: impl FnOnce(),
+) {
+    let rss = procmem.rss_bytes().unwrap_or(0);
+    let ws = cgroup.working_set_bytes().map(mib);
+    logs.publish_with(op, run_id, mib(rss), ws, msg, commit);
+}
+
 impl WorkerCtx {
     fn log(&self, op: Operation, msg: String) {
         self.log_then(op, msg, || {});
@@ -722,19 +747,20 @@ impl WorkerCtx {
 
     /// Logs with `commit` applied atomically with the entry (see `LogHub::publish_with`).
     fn log_then(&self, op: Operation, msg: String, commit: impl FnOnce()) {
-        let rss = self.procmem.rss_bytes().unwrap_or(0);
-        let ws = self.cgroup.working_set_bytes().map(mib);
-        self.logs
-            .publish_with(op, &self.shared.run_id, mib(rss), ws, msg, commit);
+        publish_measured(
+            &self.logs,
+            &self.procmem,
+            &self.cgroup,
+            op,
+            &self.shared.run_id,
+            msg,
+            commit,
+        );
     }
 
     /// Logs a run's closing entry and turns its state final in the same step.
     fn finish(&self, op: Operation, msg: String, state: State) {
-        let s = &self.shared;
-        self.log_then(op, msg, || {
-            s.set_state(state);
-            s.mark_ended();
-        });
+        self.log_then(op, msg, || self.shared.end(state));
     }
 
     /// The quantity the target is about: process RSS or container working set.

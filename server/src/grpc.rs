@@ -303,6 +303,19 @@ async fn send(
     }
 }
 
+/// What a following watcher gets for one live receive (`Err` = that many entries missed by
+/// lagging): `None` for an entry it already had in its backlog.
+fn live_entry(received: Result<LogRecord, u64>, last: &mut u64) -> Option<pb::LogEntry> {
+    match received {
+        Ok(rec) if rec.sequence <= *last => None,
+        Ok(rec) => {
+            *last = rec.sequence;
+            Some(entry_to_pb(&rec))
+        }
+        Err(missed) => Some(entry_to_pb(&LogRecord::missed(missed))),
+    }
+}
+
 /// On shutdown, hands a following watcher what was logged before the signal (the engine has
 /// already stopped the run, so its STRESS_TEST_STOPPED entry is among them), without waiting
 /// on a watcher whose channel is full.
@@ -312,16 +325,14 @@ fn flush_on_shutdown(
     mut last: u64,
 ) {
     loop {
-        let entry = match live.try_recv() {
-            Ok(rec) if rec.sequence <= last => continue,
-            Ok(rec) => {
-                last = rec.sequence;
-                entry_to_pb(&rec)
-            }
-            Err(broadcast::error::TryRecvError::Lagged(n)) => entry_to_pb(&LogRecord::missed(n)),
+        let received = match live.try_recv() {
+            Ok(rec) => Ok(rec),
+            Err(broadcast::error::TryRecvError::Lagged(n)) => Err(n),
             Err(_) => return,
         };
-        if tx.try_send(Ok(entry)).is_err() {
+        if let Some(entry) = live_entry(received, &mut last)
+            && tx.try_send(Ok(entry)).is_err()
+        {
             return;
         }
     }
@@ -371,16 +382,14 @@ async fn pump_logs(
                 return;
             }
         };
-        let entry = match next {
-            Ok(rec) if rec.sequence <= last => continue,
-            Ok(rec) => {
-                last = rec.sequence;
-                entry_to_pb(&rec)
-            }
-            Err(broadcast::error::RecvError::Lagged(n)) => entry_to_pb(&LogRecord::missed(n)),
+        let received = match next {
+            Ok(rec) => Ok(rec),
+            Err(broadcast::error::RecvError::Lagged(n)) => Err(n),
             Err(broadcast::error::RecvError::Closed) => return,
         };
-        if !send(&tx, &mut shutdown, entry).await {
+        if let Some(entry) = live_entry(received, &mut last)
+            && !send(&tx, &mut shutdown, entry).await
+        {
             return;
         }
     }
