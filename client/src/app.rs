@@ -6,17 +6,18 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use memstress_proto::v1::{
-    ClearRequest, LogEntry, StartRequest, StatusRequest, StopRequest, WatchLogsRequest,
-    stress_service_client::StressServiceClient,
+    ClearRequest, GetRunRequest, LogEntry, StartRequest, StatusRequest, StopRequest,
+    WatchLogsRequest, stress_service_client::StressServiceClient,
 };
 use serde_json::Value;
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
-use crate::cli::{Cli, Command, HealthArgs, LogsArgs, OutputFormat, StartArgs};
+use crate::cli::{Cli, Command, HealthArgs, HistoryArgs, LogsArgs, OutputFormat, StartArgs};
 use crate::error::CliError;
 use crate::follow::{self, FollowAction, RunEnd};
+use crate::paging::Pager;
 use crate::{human, json, text};
 
 /// Runs one command to completion.
@@ -29,6 +30,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Clear => ctx.clear().await,
         Command::Logs(args) => ctx.logs(&args).await,
         Command::Health(args) => ctx.health(&args).await,
+        Command::History(args) => ctx.history(&args).await,
     }
 }
 
@@ -314,6 +316,33 @@ impl Ctx {
                 Err(StreamStop::Interrupted) => return Err(CliError::Interrupted),
             }
         }
+    }
+
+    /// `history`: one run in full (GetRun), or a listing paged through ListRuns.
+    async fn history(&self, args: &HistoryArgs) -> Result<(), CliError> {
+        let mut client = self.client();
+        if let Some(run_id) = &args.run_id {
+            let req = GetRunRequest {
+                run_id: run_id.clone(),
+            };
+            // NOT_FOUND (unknown or pruned run) is stressd's refusal: exit 1 with its message.
+            let run = self
+                .call("GetRun", client.get_run(self.request(req)))
+                .await?;
+            return Ok(self.emit(|| text::run_record(&run), || json::run_record(Some(&run)))?);
+        }
+        let mut pager = Pager::new(args.want(), args.cursor.clone().unwrap_or_default());
+        while let Some(req) = pager.next_request() {
+            let page = self
+                .call("ListRuns", client.list_runs(self.request(req)))
+                .await?;
+            pager.absorb(page);
+        }
+        let listing = pager.finish();
+        Ok(self.emit(
+            || text::run_list(&listing.runs, &listing.next_cursor),
+            || json::run_list(&listing.runs, &listing.next_cursor),
+        )?)
     }
 
     async fn health(&self, args: &HealthArgs) -> Result<(), CliError> {

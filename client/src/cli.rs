@@ -5,6 +5,8 @@ use std::time::Duration;
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use memstress_proto::v1::{Scope, StartRequest, start_request::Target};
 
+use crate::paging::{DEFAULT_LIMIT, Want};
+
 /// Address used when neither `--addr` nor `STRESSCTL_ADDR` is given.
 pub const DEFAULT_ADDR: &str = "http://127.0.0.1:50051";
 
@@ -24,7 +26,7 @@ pub const DEFAULT_HEALTH_SERVICES: [&str; 2] = ["", "memstress.v1.StressService"
 ///
 /// With `--output json` every result is one JSON document on one line (log streams: one
 /// document per entry). Enums are their proto names (e.g. "STATE_SEARCHING", "SCOPE_PROCESS",
-/// "BASIS_SOURCE_CGROUP_V2", "SEARCH_TREE_PROGRESS", "SERVING"), numbers are raw (bytes as
+/// "BASIS_SOURCE_CGROUP_V2", "SEARCH_TREE_PROGRESS", "OUTCOME_OOM_KILLED", "SERVING"), numbers are raw (bytes as
 /// integers, times as Unix milliseconds), and optional fields the server left unset are null.
 #[derive(Debug, Parser)]
 #[command(name = "stressctl", version)]
@@ -95,6 +97,14 @@ pub enum Command {
     /// Stop the running run (its tree stays in memory until `clear` or the next `start`).
     Stop,
     /// Show the state, the current or last run, and the memory of stressd and its container.
+    ///
+    /// Ends with the previous run (the last finished one from the run history, with its outcome,
+    /// outcome message and peak RSS / working set; after a restart, the run the previous process
+    /// died in, marked OOM-killed "(confirmed)" or "(likely)", or killed) and where run history
+    /// is kept (durable with its database file, or memory only with the reason) with how many
+    /// runs are kept of the limit. With --output json these are "previous_run" (a RUN document
+    /// as printed by `history RUN_ID`, or null) and "history" ({"mode": "HISTORY_MODE_DURABLE" or
+    /// "HISTORY_MODE_MEMORY", "path", "reason", "runs_kept", "limit"}).
     Status,
     /// Stop a running run, free the tree and give its memory back to the operating system.
     Clear,
@@ -102,6 +112,29 @@ pub enum Command {
     Logs(LogsArgs),
     /// Check stressd's gRPC health service; exits 0 only if every checked service is SERVING.
     Health(HealthArgs),
+    /// List recorded runs, newest first, or show one run in full.
+    ///
+    /// Without RUN_ID: a table of the newest runs (--limit, default 20; --all for every run
+    /// kept) with the columns ID, STARTED (UTC), TARGET, PEAK RSS, PEAK WS (the container's
+    /// working set; "-" when unknown), TO TARGET (how long the build took to reach the target;
+    /// "-" if it never did) and OUTCOME: running, completed, stopped, failed, killed or
+    /// OOM-killed, the last marked "(confirmed)" when the cgroup's oom_kill counter rose and
+    /// "(likely)" when the verdict rests on memory being at or growing past the limit. Sizes
+    /// are MiB. A closing note says when older runs are kept than were listed.
+    ///
+    /// With RUN_ID (an id such as "run-12-3fa2b1", or its number "12"): every field of that run,
+    /// labelled, sizes in MiB: outcome, outcome message, evidence, whether it was recovered (the
+    /// process running it died), times, target, basis, peaks, fill rate, OOM kill counts,
+    /// parameters and the last checkpoint taken before it ended. A run stressd does not know
+    /// (or has pruned) is refused with NOT_FOUND: exit 1.
+    ///
+    /// With --output json the list is one document {"runs": [RUN, ...], "next_cursor": "..."},
+    /// newest first; next_cursor is "" when no older runs are kept, otherwise pass it to
+    /// --cursor to continue. RUN_ID prints one RUN document. A RUN holds every RunRecord field
+    /// under its proto name: outcome and evidence as proto enum names ("OUTCOME_OOM_KILLED",
+    /// "EVIDENCE_OOM_COUNTER"), sizes in bytes, times as Unix milliseconds, the parameters and
+    /// last_checkpoint as nested documents, and unknown optional values null.
+    History(HistoryArgs),
 }
 
 /// Parameters of `start`. Options left out are not sent, so stressd's defaults apply.
@@ -219,6 +252,44 @@ pub struct LogsArgs {
     /// First sequence number wanted; 0 is everything stressd still keeps.
     #[arg(long, value_name = "SEQUENCE", default_value_t = 0)]
     pub from: u64,
+}
+
+/// Options of `history`.
+#[derive(Debug, Clone, Args)]
+pub struct HistoryArgs {
+    /// Show this run in full: its id ("run-12-3fa2b1") or number ("12").
+    #[arg(value_name = "RUN_ID")]
+    pub run_id: Option<String>,
+
+    /// List at most N runs, newest first.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = DEFAULT_LIMIT,
+        value_parser = clap::value_parser!(u32).range(1..),
+        conflicts_with_all = ["all", "run_id"]
+    )]
+    pub limit: u32,
+
+    /// List every run stressd keeps.
+    #[arg(long, conflicts_with = "run_id")]
+    pub all: bool,
+
+    /// List the runs older than this cursor: the "next_cursor" of an earlier `--output json`
+    /// listing.
+    #[arg(long, value_name = "CURSOR", conflicts_with = "run_id")]
+    pub cursor: Option<String>,
+}
+
+impl HistoryArgs {
+    /// How many runs the listing gathers.
+    pub fn want(&self) -> Want {
+        if self.all {
+            Want::All
+        } else {
+            Want::Runs(self.limit)
+        }
+    }
 }
 
 /// Options of `health`.
@@ -538,5 +609,43 @@ mod tests {
             panic!("expected health");
         };
         assert_eq!(args.services(), vec!["a", "b"]);
+    }
+
+    fn history(args: &[&str]) -> Result<HistoryArgs, clap::Error> {
+        let all: Vec<&str> = std::iter::once("history")
+            .chain(args.iter().copied())
+            .collect();
+        match parse(&all)?.command {
+            Command::History(a) => Ok(a),
+            other => panic!("expected history, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn history_options() {
+        let a = history(&[]).unwrap();
+        assert_eq!(a.run_id, None);
+        assert_eq!(a.want(), Want::Runs(20));
+        assert_eq!(a.cursor, None);
+
+        assert_eq!(history(&["--limit", "5"]).unwrap().want(), Want::Runs(5));
+        assert_eq!(history(&["--all"]).unwrap().want(), Want::All);
+        let a = history(&["--cursor", "17", "--limit", "3"]).unwrap();
+        assert_eq!(a.cursor.as_deref(), Some("17"));
+
+        let a = history(&["run-12-3fa2b1"]).unwrap();
+        assert_eq!(a.run_id.as_deref(), Some("run-12-3fa2b1"));
+        let cli = parse(&["history", "12", "-o", "json"]).unwrap();
+        assert_eq!(cli.global.output, OutputFormat::Json);
+
+        assert!(history(&["--limit", "0"]).is_err());
+        assert!(history(&["--limit", "-1"]).is_err());
+        let e = history(&["--all", "--limit", "5"]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ArgumentConflict);
+        let e = history(&["12", "--all"]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ArgumentConflict);
+        assert!(history(&["12", "--limit", "3"]).is_err());
+        assert!(history(&["12", "--cursor", "3"]).is_err());
+        assert!(history(&["12", "13"]).is_err());
     }
 }

@@ -253,6 +253,18 @@ mod tests {
             tonic::Status::failed_precondition("a run is in progress"),
         );
         assert_eq!(e.exit_code(), 1);
+        // GetRun for an unknown or pruned run: a refusal like the others, message verbatim.
+        let e = CliError::status(
+            "http://x:1",
+            T,
+            tonic::Status::not_found("no run \"run-99\" in the history"),
+        );
+        assert_eq!(e.exit_code(), 1);
+        assert!(e.should_print());
+        assert_eq!(
+            e.to_string(),
+            "Some requested entity was not found: no run \"run-99\" in the history"
+        );
 
         // A status tonic built from a local connect failure is a reachability problem.
         let local = tonic::Status::from_error(Box::new(tonic::ConnectError(Box::new(

@@ -33,6 +33,17 @@ pub fn opt_bytes(n: Option<u64>) -> String {
     n.map_or_else(|| "-".to_owned(), bytes)
 }
 
+/// A byte count always in MiB with one decimal ("2041.6 MiB"), for run history, where runs are
+/// compared side by side and a unit change between rows would hide the difference.
+pub fn bytes_mib(n: u64) -> String {
+    mib(n as f64 / MIB)
+}
+
+/// [`bytes_mib`] of a bytes field the proto marks `optional`: "-" when the server did not know it.
+pub fn opt_bytes_mib(n: Option<u64>) -> String {
+    n.map_or_else(|| "-".to_owned(), bytes_mib)
+}
+
 /// A size the server reports in MiB (log entries): always MiB with one decimal, so successive
 /// log lines line up and compare directly ("1024.3 MiB").
 pub fn mib(v: f64) -> String {
@@ -133,6 +144,11 @@ mod tests {
         assert_eq!(opt_bytes(None), "-");
         assert_eq!(opt_bytes(Some(1 << 20)), "1.0 MiB");
         assert_eq!(mib(1024.3), "1024.3 MiB");
+        assert_eq!(bytes_mib(0), "0.0 MiB");
+        assert_eq!(bytes_mib(2 << 30), "2048.0 MiB");
+        assert_eq!(bytes_mib(2041 * (1 << 20) + 629_146), "2041.6 MiB");
+        assert_eq!(opt_bytes_mib(None), "-");
+        assert_eq!(opt_bytes_mib(Some(512 << 10)), "0.5 MiB");
     }
 
     #[test]

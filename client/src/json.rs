@@ -2,14 +2,16 @@
 //! types do not derive `Serialize`.
 //!
 //! Conventions: field names are the proto field names; enums are their proto names
-//! ("STATE_SEARCHING", "SCOPE_PROCESS", "BASIS_SOURCE_CGROUP_V2", "SEARCH_TREE_PROGRESS") and
+//! ("STATE_SEARCHING", "SCOPE_PROCESS", "BASIS_SOURCE_CGROUP_V2", "SEARCH_TREE_PROGRESS",
+//! "OUTCOME_OOM_KILLED", "EVIDENCE_OOM_COUNTER", "HISTORY_MODE_DURABLE") and
 //! "UNKNOWN(<n>)" for a value this client does not know; numbers are raw (bytes as integers,
 //! times as Unix milliseconds or millisecond counts); proto `optional` fields and unset message
 //! fields are `null` when absent.
 
 use memstress_proto::v1::{
-    BasisSource, ClearResponse, ContainerMemory, LogEntry, MemoryBasis, Operation, RunParameters,
-    Scope, StartResponse, State, StatusResponse, StopResponse,
+    BasisSource, Checkpoint, ClearResponse, ContainerMemory, Evidence, HistoryMode, HistoryStatus,
+    LogEntry, MemoryBasis, Operation, Outcome, RunParameters, RunRecord, Scope, StartResponse,
+    State, StatusResponse, StopResponse,
 };
 use serde_json::{Value, json};
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -40,6 +42,21 @@ pub fn basis_source_name(v: i32) -> String {
 /// `Operation` as its proto name, e.g. "SEARCH_TREE_PROGRESS".
 pub fn operation_name(v: i32) -> String {
     enum_name(v, |e: Operation| e.as_str_name())
+}
+
+/// `Outcome` as its proto name, e.g. "OUTCOME_OOM_KILLED".
+pub fn outcome_name(v: i32) -> String {
+    enum_name(v, |e: Outcome| e.as_str_name())
+}
+
+/// `Evidence` as its proto name, e.g. "EVIDENCE_OOM_COUNTER".
+pub fn evidence_name(v: i32) -> String {
+    enum_name(v, |e: Evidence| e.as_str_name())
+}
+
+/// `HistoryMode` as its proto name, e.g. "HISTORY_MODE_DURABLE".
+pub fn history_mode_name(v: i32) -> String {
+    enum_name(v, |e: HistoryMode| e.as_str_name())
 }
 
 /// Health `ServingStatus` as its proto name, e.g. "SERVING".
@@ -93,7 +110,76 @@ pub fn container(c: Option<&ContainerMemory>) -> Value {
             "pressure_some_avg10": c.pressure_some_avg10,
             "pressure_full_avg10": c.pressure_full_avg10,
             "pressure_some_total_us": c.pressure_some_total_us,
+            "pressure_full_total_us": c.pressure_full_total_us,
             "oom_kills_during_run": c.oom_kills_during_run,
+        }),
+    }
+}
+
+/// A run's `Checkpoint` (null when the server left it unset).
+pub fn checkpoint(c: Option<&Checkpoint>) -> Value {
+    match c {
+        None => Value::Null,
+        Some(c) => json!({
+            "taken_at_unix_ms": c.taken_at_unix_ms,
+            "state": state_name(c.state),
+            "rss_bytes": c.rss_bytes,
+            "working_set_bytes": c.working_set_bytes,
+            "nodes": c.nodes,
+            "cgroup_path": c.cgroup_path,
+            "cgroup_version": c.cgroup_version,
+            "oom_kills": c.oom_kills,
+        }),
+    }
+}
+
+/// One `RunRecord` with every field (null when the server left it unset): the result of
+/// `history RUN_ID`, one element of `history`'s `runs`, and status's `previous_run`.
+pub fn run_record(r: Option<&RunRecord>) -> Value {
+    let Some(r) = r else {
+        return Value::Null;
+    };
+    json!({
+        "number": r.number,
+        "run_id": r.run_id,
+        "parameters": parameters(r.parameters.as_ref()),
+        "target_bytes": r.target_bytes,
+        "basis": basis(r.basis.as_ref()),
+        "started_at_unix_ms": r.started_at_unix_ms,
+        "ended_at_unix_ms": r.ended_at_unix_ms,
+        "outcome": outcome_name(r.outcome),
+        "evidence": evidence_name(r.evidence),
+        "outcome_message": r.outcome_message,
+        "peak_rss_bytes": r.peak_rss_bytes,
+        "peak_working_set_bytes": r.peak_working_set_bytes,
+        "time_to_target_ms": r.time_to_target_ms,
+        "fill_rate_mb_per_second": r.fill_rate_mb_per_second,
+        "searches": r.searches,
+        "oom_kills_at_start": r.oom_kills_at_start,
+        "oom_kills_at_end": r.oom_kills_at_end,
+        "last_error": r.last_error,
+        "last_checkpoint": checkpoint(r.last_checkpoint.as_ref()),
+        "recovered": r.recovered,
+    })
+}
+
+/// The result of `history`: `{"runs": [...], "next_cursor": "..."}`, runs newest first,
+/// `next_cursor` empty when no older runs are kept.
+pub fn run_list(runs: &[RunRecord], next_cursor: &str) -> Value {
+    let runs: Vec<Value> = runs.iter().map(|r| run_record(Some(r))).collect();
+    json!({ "runs": runs, "next_cursor": next_cursor })
+}
+
+/// The run history's `HistoryStatus` (null when the server left it unset).
+pub fn history_status(h: Option<&HistoryStatus>) -> Value {
+    match h {
+        None => Value::Null,
+        Some(h) => json!({
+            "mode": history_mode_name(h.mode),
+            "path": h.path,
+            "reason": h.reason,
+            "runs_kept": h.runs_kept,
+            "limit": h.limit,
         }),
     }
 }
@@ -143,6 +229,8 @@ pub fn status(s: &StatusResponse) -> Value {
         "container": container(s.container.as_ref()),
         "process_cpu_seconds": s.process_cpu_seconds,
         "huge_page_bytes": s.huge_page_bytes,
+        "previous_run": run_record(s.previous_run.as_ref()),
+        "history": history_status(s.history.as_ref()),
     })
 }
 
@@ -235,10 +323,13 @@ mod tests {
                 pressure_some_avg10: Some(0.5),
                 pressure_full_avg10: None,
                 pressure_some_total_us: Some(1234),
+                pressure_full_total_us: None,
                 oom_kills_during_run: 0,
             }),
             process_cpu_seconds: 12.5,
             huge_page_bytes: 0,
+            previous_run: None,
+            history: None,
         }
     }
 
@@ -263,9 +354,12 @@ mod tests {
         assert_eq!(v["container"]["pressure_some_avg10"], 0.5);
         assert_eq!(v["container"]["pressure_full_avg10"], Value::Null);
         assert_eq!(v["container"]["oom_kills"], 0);
-        assert_eq!(v.as_object().unwrap().len(), 21);
+        assert_eq!(v["previous_run"], Value::Null);
+        assert_eq!(v["history"], Value::Null);
+        assert_eq!(v.as_object().unwrap().len(), 23);
         assert_eq!(v["parameters"].as_object().unwrap().len(), 11);
-        assert_eq!(v["container"].as_object().unwrap().len(), 10);
+        assert_eq!(v["container"]["pressure_full_total_us"], Value::Null);
+        assert_eq!(v["container"].as_object().unwrap().len(), 11);
         // One document on one line.
         let line = serde_json::to_string(&v).unwrap();
         assert!(!line.contains('\n'));
@@ -363,5 +457,123 @@ mod tests {
         assert_eq!(v["checks"][0]["service"], "");
         assert_eq!(v["checks"][0]["status"], "SERVING");
         assert_eq!(v["checks"][1]["status"], "NOT_SERVING");
+    }
+
+    fn oom_record() -> RunRecord {
+        RunRecord {
+            number: 12,
+            run_id: "run-12-3fa2b1".into(),
+            parameters: Some(RunParameters {
+                memory_mb: Some(4096),
+                allow_oom: true,
+                ..RunParameters::default()
+            }),
+            target_bytes: 4 << 30,
+            basis: None,
+            started_at_unix_ms: 1_795_759_501_123,
+            ended_at_unix_ms: Some(1_795_759_538_323),
+            outcome: Outcome::OomKilled as i32,
+            evidence: Evidence::OomCounter as i32,
+            outcome_message: "OOM-killed at 2041.6 MiB working set".into(),
+            peak_rss_bytes: 2_140_000_000,
+            peak_working_set_bytes: Some(2_141_000_000),
+            time_to_target_ms: None,
+            fill_rate_mb_per_second: 55.5,
+            searches: 0,
+            oom_kills_at_start: Some(0),
+            oom_kills_at_end: Some(1),
+            last_error: String::new(),
+            last_checkpoint: Some(Checkpoint {
+                taken_at_unix_ms: 1_795_759_538_323,
+                state: State::Building as i32,
+                rss_bytes: 2_139_000_000,
+                working_set_bytes: None,
+                nodes: 20_000,
+                cgroup_path: "/kubepods/pod1/c1".into(),
+                cgroup_version: "v2".into(),
+                oom_kills: Some(0),
+            }),
+            recovered: true,
+        }
+    }
+
+    #[test]
+    fn run_record_mapping() {
+        let v = run_record(Some(&oom_record()));
+        assert_eq!(v.as_object().unwrap().len(), 20);
+        assert_eq!(v["number"], 12);
+        assert_eq!(v["run_id"], "run-12-3fa2b1");
+        assert_eq!(v["outcome"], "OUTCOME_OOM_KILLED");
+        assert_eq!(v["evidence"], "EVIDENCE_OOM_COUNTER");
+        assert_eq!(v["outcome_message"], "OOM-killed at 2041.6 MiB working set");
+        assert_eq!(v["target_bytes"], 4u64 << 30);
+        assert_eq!(v["basis"], Value::Null);
+        assert_eq!(v["parameters"]["allow_oom"], true);
+        assert_eq!(v["started_at_unix_ms"], 1_795_759_501_123i64);
+        assert_eq!(v["ended_at_unix_ms"], 1_795_759_538_323i64);
+        assert_eq!(v["peak_rss_bytes"], 2_140_000_000u64);
+        assert_eq!(v["peak_working_set_bytes"], 2_141_000_000u64);
+        assert_eq!(v["time_to_target_ms"], Value::Null);
+        assert_eq!(v["fill_rate_mb_per_second"], 55.5);
+        assert_eq!(v["oom_kills_at_start"], 0);
+        assert_eq!(v["oom_kills_at_end"], 1);
+        assert_eq!(v["last_error"], "");
+        assert_eq!(v["recovered"], true);
+        let c = &v["last_checkpoint"];
+        assert_eq!(c.as_object().unwrap().len(), 8);
+        assert_eq!(c["state"], "STATE_BUILDING");
+        assert_eq!(c["working_set_bytes"], Value::Null);
+        assert_eq!(c["oom_kills"], 0);
+        assert_eq!(c["cgroup_version"], "v2");
+
+        let v = run_record(Some(&RunRecord {
+            outcome: 99,
+            evidence: 42,
+            ..RunRecord::default()
+        }));
+        assert_eq!(v["outcome"], "UNKNOWN(99)");
+        assert_eq!(v["evidence"], "UNKNOWN(42)");
+        assert_eq!(v["ended_at_unix_ms"], Value::Null);
+        assert_eq!(v["last_checkpoint"], Value::Null);
+        assert_eq!(v["parameters"], Value::Null);
+        assert_eq!(run_record(None), Value::Null);
+    }
+
+    #[test]
+    fn run_list_mapping() {
+        let v = run_list(&[oom_record(), RunRecord::default()], "11");
+        assert_eq!(v.as_object().unwrap().len(), 2);
+        assert_eq!(v["next_cursor"], "11");
+        assert_eq!(v["runs"].as_array().unwrap().len(), 2);
+        assert_eq!(v["runs"][0]["outcome"], "OUTCOME_OOM_KILLED");
+        assert_eq!(v["runs"][1]["outcome"], "OUTCOME_UNSPECIFIED");
+        let empty = run_list(&[], "");
+        assert_eq!(empty, json!({ "runs": [], "next_cursor": "" }));
+        assert!(!serde_json::to_string(&v).unwrap().contains('\n'));
+    }
+
+    #[test]
+    fn status_with_history() {
+        let mut s = sample_status();
+        s.previous_run = Some(oom_record());
+        s.history = Some(HistoryStatus {
+            mode: HistoryMode::Memory as i32,
+            path: String::new(),
+            reason: "no --state-dir".into(),
+            runs_kept: 3,
+            limit: 1000,
+        });
+        let v = status(&s);
+        assert_eq!(v["previous_run"], run_record(Some(&oom_record())));
+        assert_eq!(
+            v["history"],
+            json!({
+                "mode": "HISTORY_MODE_MEMORY",
+                "path": "",
+                "reason": "no --state-dir",
+                "runs_kept": 3,
+                "limit": 1000,
+            })
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! stressctl, the command-line client of stressd (memstress).
 //!
 //! The binary is a thin wrapper around [`app::run`]; everything else (clap definitions,
-//! humanised formatting, JSON mapping, the `--follow` rules, error classification) lives here so
+//! humanised formatting, JSON mapping, the `--follow` rules, history paging, error classification) lives here so
 //! it is unit-tested and reusable by integration tests.
 
 pub mod app;
@@ -10,6 +10,7 @@ pub mod error;
 pub mod follow;
 pub mod human;
 pub mod json;
+pub mod paging;
 pub mod text;
 
 pub use app::run;

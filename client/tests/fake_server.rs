@@ -1,5 +1,6 @@
 //! End-to-end tests of the `stressctl` binary against a scripted in-process fake of stressd:
-//! exit codes, error lines, `--follow` filtering and termination, JSON lines, health.
+//! exit codes, error lines, `--follow` filtering and termination, JSON lines, health, run
+//! history (paging, one run in full, NOT_FOUND).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::pin::Pin;
@@ -8,9 +9,10 @@ use std::time::Duration;
 
 use memstress_proto::v1::stress_service_server::{StressService, StressServiceServer};
 use memstress_proto::v1::{
-    BasisSource, ClearRequest, ClearResponse, LogEntry, MemoryBasis, Operation, RunParameters,
-    StartRequest, StartResponse, State, StatusRequest, StatusResponse, StopRequest, StopResponse,
-    WatchLogsRequest,
+    BasisSource, Checkpoint, ClearRequest, ClearResponse, Evidence, GetRunRequest, HistoryMode,
+    HistoryStatus, ListRunsRequest, ListRunsResponse, LogEntry, MemoryBasis, Operation, Outcome,
+    RunParameters, RunRecord, StartRequest, StartResponse, State, StatusRequest, StatusResponse,
+    StopRequest, StopResponse, WatchLogsRequest,
 };
 use tokio_stream::Stream;
 use tokio_stream::StreamExt as _;
@@ -32,7 +34,17 @@ struct Fake {
     last_start: Arc<Mutex<Option<StartRequest>>>,
     /// The last WatchLogs request received.
     last_watch: Arc<Mutex<Option<WatchLogsRequest>>>,
+    /// Recorded runs, newest first (ListRuns, GetRun, Status's previous_run).
+    runs: Vec<RunRecord>,
+    /// Most runs ListRuns puts on a page whatever the request asks (0: as asked).
+    max_page: u32,
+    /// Every ListRuns request received, in order.
+    list_requests: Arc<Mutex<Vec<ListRunsRequest>>>,
 }
+
+// A folder of its own so cargo does not build it as a separate test binary.
+#[path = "fake_server/history.rs"]
+mod history;
 
 type LogStream = Pin<Box<dyn Stream<Item = Result<LogEntry, Status>> + Send>>;
 
@@ -82,6 +94,18 @@ impl StressService for Fake {
             run_id: "run-2".into(),
             target_bytes: 1 << 30,
             remaining_ms: Some(55_000),
+            previous_run: self
+                .runs
+                .iter()
+                .find(|r| r.outcome != Outcome::Running as i32)
+                .cloned(),
+            history: Some(HistoryStatus {
+                mode: HistoryMode::Durable as i32,
+                path: "/var/lib/stressd/runs.db".into(),
+                reason: String::new(),
+                runs_kept: self.runs.len() as u64,
+                limit: 1000,
+            }),
             ..StatusResponse::default()
         }))
     }
@@ -110,6 +134,62 @@ impl StressService for Fake {
         } else {
             Ok(Response::new(Box::pin(entries)))
         }
+    }
+
+    /// Pages like stressd: newest first, the cursor is the number of the last run sent.
+    async fn list_runs(
+        &self,
+        request: Request<ListRunsRequest>,
+    ) -> Result<Response<ListRunsResponse>, Status> {
+        let req = request.into_inner();
+        self.list_requests.lock().unwrap().push(req.clone());
+        let limit = req.limit.unwrap_or(50);
+        if !(1..=1000).contains(&limit) {
+            return Err(Status::invalid_argument(format!(
+                "limit {limit} is out of range 1..=1000"
+            )));
+        }
+        let below = if req.cursor.is_empty() {
+            u64::MAX
+        } else {
+            req.cursor
+                .parse::<u64>()
+                .map_err(|_| Status::invalid_argument("bad cursor"))?
+        };
+        let size = if self.max_page > 0 {
+            limit.min(self.max_page)
+        } else {
+            limit
+        };
+        let older: Vec<&RunRecord> = self.runs.iter().filter(|r| r.number < below).collect();
+        let runs: Vec<RunRecord> = older
+            .iter()
+            .take(size as usize)
+            .map(|r| (*r).clone())
+            .collect();
+        let next_cursor = if older.len() > runs.len() {
+            runs.last()
+                .map(|r| r.number.to_string())
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(ListRunsResponse { runs, next_cursor }))
+    }
+
+    async fn get_run(
+        &self,
+        request: Request<GetRunRequest>,
+    ) -> Result<Response<RunRecord>, Status> {
+        let id = request.into_inner().run_id;
+        self.runs
+            .iter()
+            .find(|r| r.run_id == id || r.number.to_string() == id)
+            .cloned()
+            .map(Response::new)
+            .ok_or_else(|| {
+                Status::not_found(format!("no run {id:?} in the history (unknown or pruned)"))
+            })
     }
 }
 

@@ -98,6 +98,8 @@ pub struct Psi {
     pub full_avg10: f64,
     /// Cumulative "some" stall time in microseconds; monotonic, so deltas are exact.
     pub some_total_us: u64,
+    /// Cumulative "full" stall time in microseconds (0 when the kernel reports no `full` line).
+    pub full_total_us: u64,
 }
 
 /// A snapshot of the container's memory. Every field is `None` where the file is
@@ -125,6 +127,19 @@ pub struct ContainerMemory {
     pub oom_kills: Option<u64>,
     /// PSI from `memory.pressure` (v2; on v1 only if such a file exists).
     pub pressure: Option<Psi>,
+}
+
+/// Which cgroup a checkpoint was taken in. The inode tells a cgroup from a new one at the same
+/// path: inside a cgroup namespace every container's path is "/", and a restarted container
+/// gets a fresh cgroup whose oom_kill counter starts at 0.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CgroupIdentity {
+    /// v1 or v2.
+    pub version: CgroupVersion,
+    /// Path as in `/proc/self/cgroup`.
+    pub path: String,
+    /// Inode of the cgroup directory.
+    pub inode: u64,
 }
 
 /// Resolved once at start-up; cheap to call afterwards (paths precomputed, no re-discovery
@@ -333,6 +348,21 @@ impl CgroupProbe {
     #[must_use]
     pub fn version(&self) -> Option<CgroupVersion> {
         self.resolved.as_ref().map(|r| r.version)
+    }
+
+    /// Which cgroup this is, down to the directory's inode (see [`CgroupIdentity`]); `None`
+    /// when no memory cgroup was resolved or its directory cannot be read.
+    #[must_use]
+    pub fn identity(&self) -> Option<CgroupIdentity> {
+        use std::os::unix::fs::MetadataExt;
+        let r = self.resolved.as_ref()?;
+        let dir = r.limit_files.first()?.path.parent()?;
+        let inode = std::fs::metadata(dir).ok()?.ino();
+        Some(CgroupIdentity {
+            version: r.version,
+            path: self.cgroup_path.clone(),
+            inode,
+        })
     }
 }
 
@@ -543,7 +573,7 @@ fn flat_value(content: &str, key: &str) -> Option<u64> {
 /// Parses `memory.pressure`; requires a well-formed `some` line, `full` is optional.
 fn parse_psi(content: &str) -> Option<Psi> {
     let mut some: Option<(f64, u64)> = None;
-    let mut full_avg10: Option<f64> = None;
+    let mut full: Option<(f64, u64)> = None;
     for line in content.lines() {
         let mut it = line.split_whitespace();
         let kind = it.next();
@@ -564,15 +594,21 @@ fn parse_psi(content: &str) -> Option<Psi> {
                     some = Some((a, t));
                 }
             }
-            Some("full") if full_avg10.is_none() => full_avg10 = avg10,
+            Some("full") if full.is_none() => {
+                if let (Some(a), Some(t)) = (avg10, total) {
+                    full = Some((a, t));
+                }
+            }
             _ => {}
         }
     }
     let (some_avg10, some_total_us) = some?;
+    let (full_avg10, full_total_us) = full.unwrap_or((0.0, 0));
     Some(Psi {
         some_avg10,
-        full_avg10: full_avg10.unwrap_or(0.0),
+        full_avg10,
         some_total_us,
+        full_total_us,
     })
 }
 
@@ -864,7 +900,8 @@ mod tests {
             Some(Psi {
                 some_avg10: 1.53,
                 full_avg10: 0.92,
-                some_total_us: 4_523_311
+                some_total_us: 4_523_311,
+                full_total_us: 2_310_043
             })
         );
         assert_fast_paths_match(&p, &m);
@@ -899,7 +936,8 @@ mod tests {
             Some(Psi {
                 some_avg10: 0.0,
                 full_avg10: 0.0,
-                some_total_us: 0
+                some_total_us: 0,
+                full_total_us: 0
             })
         );
         assert_fast_paths_match(&p, &m);
@@ -1087,7 +1125,8 @@ mod tests {
             Some(Psi {
                 some_avg10: 0.10,
                 full_avg10: 0.0,
-                some_total_us: 77
+                some_total_us: 77,
+                full_total_us: 0
             })
         );
         assert_eq!(p.basis(HOST).source, BasisSource::HostTotal);
@@ -1490,7 +1529,8 @@ mod tests {
             Some(Psi {
                 some_avg10: 2.5,
                 full_avg10: 0.0,
-                some_total_us: 3
+                some_total_us: 3,
+                full_total_us: 0
             })
         );
         assert_eq!(flat_value("a 1\nb 2\n", "b"), Some(2));

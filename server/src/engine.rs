@@ -6,7 +6,11 @@
 
 use crate::arena::{self, ArenaError, HugePages, PAGE, PayloadArena};
 use crate::cgroup::{CgroupProbe, MemoryBasis};
+use crate::checkpoint::{Checkpointer, Sources};
 use crate::error::EngineError;
+use crate::history::History;
+use crate::history::model::{HistoryStatus, NewRun, Outcome, RunEnd, RunRecord};
+use crate::history::tally::TallySnapshot;
 use crate::logs::{LogHub, Operation, now_unix_ms};
 use crate::params::{MIB, RunParams, Scope, StartSpec, Target};
 use crate::procmem::{self, ProcMem};
@@ -81,11 +85,13 @@ impl State {
     }
 }
 
-/// What a run shares between its worker and Status readers.
+/// What a run shares between its worker, the checkpoint thread and Status readers.
 #[derive(Debug)]
 pub struct RunShared {
     /// Run identifier.
     pub run_id: Arc<str>,
+    /// The run's number in the history store.
+    pub number: u64,
     /// Validated parameters.
     pub params: RunParams,
     /// Target in bytes.
@@ -102,6 +108,7 @@ pub struct RunShared {
     nodes: AtomicU64,
     payload_bytes: AtomicU64,
     peak_rss: AtomicU64,
+    peak_working_set: AtomicU64,
     searches: AtomicU64,
     searches_per_second: AtomicU64,
     fill_rate: AtomicU64,
@@ -134,8 +141,42 @@ impl RunShared {
         self.ended_after_ms
             .store(self.elapsed_ms(), Ordering::Release);
     }
-    fn note_rss(&self, rss: u64) {
+    pub(crate) fn note_rss(&self, rss: u64) {
         self.peak_rss.fetch_max(rss, Ordering::Relaxed);
+    }
+    pub(crate) fn note_working_set(&self, ws: u64) {
+        // UNSET is u64::MAX, so fetch_max cannot be used on it; the first sample replaces it.
+        let _ = self
+            .peak_working_set
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |cur| {
+                (cur == UNSET || ws > cur).then_some(ws)
+            });
+    }
+    fn peak_working_set(&self) -> Option<u64> {
+        let v = self.peak_working_set.load(Ordering::Relaxed);
+        (v != UNSET).then_some(v)
+    }
+    pub(crate) fn nodes(&self) -> u64 {
+        self.nodes.load(Ordering::Relaxed)
+    }
+    /// The history record of this run's end, as it stands now.
+    fn run_end(&self, outcome: Outcome, oom_kills_at_end: Option<u64>) -> RunEnd {
+        let ttt = self.time_to_target_ms.load(Ordering::Relaxed);
+        RunEnd {
+            outcome,
+            ended_at_ms: now_unix_ms(),
+            peak_rss_bytes: self.peak_rss.load(Ordering::Relaxed),
+            peak_working_set_bytes: self.peak_working_set(),
+            time_to_target_ms: (ttt != UNSET).then_some(ttt),
+            fill_rate_mb_per_second: f64::from_bits(self.fill_rate.load(Ordering::Relaxed)),
+            searches: self.searches.load(Ordering::Relaxed),
+            oom_kills_at_end,
+            last_error: self
+                .last_error
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+        }
     }
     fn set_error(&self, msg: &str) {
         msg.clone_into(
@@ -162,6 +203,8 @@ pub struct RunStatus {
     pub payload_bytes: u64,
     /// Peak RSS of the run.
     pub peak_rss_bytes: u64,
+    /// Peak container working set seen during the run.
+    pub peak_working_set_bytes: Option<u64>,
     /// Basis the target was resolved against.
     pub basis: MemoryBasis,
     /// Searches done.
@@ -203,6 +246,21 @@ pub struct StatusSnapshot {
     pub container: crate::cgroup::ContainerMemory,
     /// CPU seconds used by the process.
     pub process_cpu_seconds: f64,
+    /// Searches of every run of this process (monotonic).
+    pub searches_total: u64,
+    /// The run history: where it lives, the last finished run, the tally.
+    pub history: HistoryView,
+}
+
+/// The run history as Status and metrics see it (no SQL behind any of it).
+#[derive(Debug, Clone)]
+pub struct HistoryView {
+    /// Durable or memory-only, runs kept.
+    pub status: HistoryStatus,
+    /// The last finished run.
+    pub previous_run: Option<RunRecord>,
+    /// Finished runs by outcome, time-to-target histogram.
+    pub tally: TallySnapshot,
 }
 
 /// Outcome of a Start.
@@ -298,13 +356,15 @@ pub struct EngineConfig {
 /// The stress engine: one run at a time, on its own OS thread.
 pub struct Engine {
     logs: Arc<LogHub>,
+    history: Arc<History>,
+    checkpointer: Arc<Checkpointer>,
+    searches_total: Arc<AtomicU64>,
     procmem: ProcMem,
     cgroup: CgroupProbe,
     host_total_bytes: u64,
     thp_enabled_path: PathBuf,
     control: Mutex<Control>,
     current: Mutex<Option<Arc<RunShared>>>,
-    run_counter: AtomicU64,
     shutting_down: AtomicBool,
 }
 
@@ -315,11 +375,36 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// A new engine publishing to `logs`.
-    pub fn new(config: EngineConfig, logs: Arc<LogHub>) -> Self {
-        Self {
+    /// A new engine publishing to `logs` and recording runs in `history`; starts the
+    /// checkpoint thread.
+    pub fn new(
+        config: EngineConfig,
+        logs: Arc<LogHub>,
+        history: Arc<History>,
+    ) -> std::io::Result<Self> {
+        let procmem = ProcMem::new(&config.fs_root);
+        let checkpointer = Arc::new(Checkpointer::default());
+        let (notice_logs, notice_history) = (Arc::clone(&logs), Arc::clone(&history));
+        let (notice_procmem, notice_cgroup) = (procmem.clone(), config.cgroup.clone());
+        checkpointer.spawn(Sources {
+            history: Arc::clone(&history),
+            procmem: procmem.clone(),
+            cgroup: config.cgroup.clone(),
+            after_write: Box::new(move || {
+                publish_history_notices(
+                    &notice_logs,
+                    &notice_history,
+                    &notice_procmem,
+                    &notice_cgroup,
+                );
+            }),
+        })?;
+        Ok(Self {
             logs,
-            procmem: ProcMem::new(&config.fs_root),
+            history,
+            checkpointer,
+            searches_total: Arc::new(AtomicU64::new(0)),
+            procmem,
             thp_enabled_path: config
                 .fs_root
                 .join("sys/kernel/mm/transparent_hugepage/enabled"),
@@ -327,9 +412,18 @@ impl Engine {
             host_total_bytes: config.host_total_bytes,
             control: Mutex::new(Control::default()),
             current: Mutex::new(None),
-            run_counter: AtomicU64::new(0),
             shutting_down: AtomicBool::new(false),
-        }
+        })
+    }
+
+    /// The run history.
+    pub fn history(&self) -> &Arc<History> {
+        &self.history
+    }
+
+    /// Publishes a NOTICE outside any run (startup findings, history faults).
+    pub fn notice(&self, message: String) {
+        self.log(Operation::Notice, &Arc::from(""), message);
     }
 
     /// The log hub.
@@ -401,17 +495,27 @@ impl Engine {
 
         let previous = self.release_locked(&mut control, "before the next run");
 
-        let n = self.run_counter.fetch_add(1, Ordering::Relaxed) + 1;
-        let run_id: Arc<str> = Arc::from(format!(
-            "run-{n}-{:06x}",
-            rand::rng().random::<u32>() & 0xFF_FFFF
-        ));
+        let started_at_ms = now_unix_ms();
+        let oom_kills_at_start = self.cgroup.oom_kills();
+        let (number, run_id) = self.history.begin(
+            &NewRun {
+                params: params.clone(),
+                target_bytes,
+                basis: basis.clone(),
+                started_at_ms,
+                oom_kills_at_start,
+            },
+            |n| format!("run-{n}-{:06x}", rand::rng().random::<u32>() & 0xFF_FFFF),
+        );
+        self.publish_history_notices();
+        let run_id: Arc<str> = Arc::from(run_id);
         let shared = Arc::new(RunShared {
             run_id: Arc::clone(&run_id),
+            number,
             params: params.clone(),
             target_bytes,
             basis: basis.clone(),
-            started_at_ms: now_unix_ms(),
+            started_at_ms,
             started: Instant::now(),
             state: AtomicU8::new(State::Building as u8),
             stop: AtomicBool::new(false),
@@ -420,18 +524,22 @@ impl Engine {
             nodes: AtomicU64::new(0),
             payload_bytes: AtomicU64::new(0),
             peak_rss: AtomicU64::new(self.rss_bytes()),
+            peak_working_set: AtomicU64::new(UNSET),
             searches: AtomicU64::new(0),
             searches_per_second: AtomicU64::new(0),
             fill_rate: AtomicU64::new(0),
             current_fill_rate: AtomicU64::new(0),
             time_to_target_ms: AtomicU64::new(UNSET),
             huge_page_bytes: AtomicU64::new(0),
-            oom_kills_at_start: self.cgroup.oom_kills(),
+            oom_kills_at_start,
             last_error: Mutex::new(String::new()),
         });
         let ctx = WorkerCtx {
             shared: Arc::clone(&shared),
             logs: Arc::clone(&self.logs),
+            history: Arc::clone(&self.history),
+            checkpointer: Arc::clone(&self.checkpointer),
+            searches_total: Arc::clone(&self.searches_total),
             procmem: self.procmem.clone(),
             cgroup: self.cgroup.clone(),
             thp_enabled_path: self.thp_enabled_path.clone(),
@@ -443,11 +551,15 @@ impl Engine {
         {
             Ok(join) => join,
             Err(e) => {
-                // The run never existed for Status; the log says why its start entry has no end.
+                // The run never existed for Status; the log and the history say why its start
+                // entry has no end.
+                let msg = format!("could not start the workload thread: {e}");
+                shared.set_error(&msg);
+                self.record_end(&shared, Outcome::Failed);
                 self.log(
                     Operation::StressTestError,
                     &run_id,
-                    format!("run failed: could not start the workload thread: {e}"),
+                    format!("run failed: {msg}"),
                 );
                 return Err(EngineError::WorkerSpawn(e));
             }
@@ -458,7 +570,8 @@ impl Engine {
             thread,
             shared: Arc::clone(&shared),
         });
-        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Some(shared);
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&shared));
+        self.checkpointer.track(shared);
         Ok(StartOutcome {
             run_id: run_id.to_string(),
             target_bytes,
@@ -519,6 +632,7 @@ impl Engine {
                 // The worker panicked (a bug); its memory was freed while unwinding.
                 let shared = &worker.shared;
                 shared.set_error("the workload thread panicked");
+                self.record_end(shared, Outcome::Failed);
                 self.log_then(
                     Operation::StressTestError,
                     &shared.run_id,
@@ -588,10 +702,23 @@ impl Engine {
         }
     }
 
-    /// Refuses new runs and stops the running one.
+    /// Refuses new runs and stops the running one (recorded as stopped), then ends the
+    /// checkpoint thread.
     pub fn shutdown(&self) -> StopOutcome {
         self.shutting_down.store(true, Ordering::Release);
-        self.stop()
+        let out = self.stop();
+        self.checkpointer.shutdown();
+        out
+    }
+
+    /// Closes `run` in the history with what it reached.
+    fn record_end(&self, run: &RunShared, outcome: Outcome) {
+        record_end(&self.history, &self.cgroup, run, outcome);
+        self.publish_history_notices();
+    }
+
+    fn publish_history_notices(&self) {
+        publish_history_notices(&self.logs, &self.history, &self.procmem, &self.cgroup);
     }
 
     /// Status snapshot; never waits for the workload.
@@ -599,9 +726,13 @@ impl Engine {
         let run = self.current_run();
         let rss = self.rss_bytes();
         let state = run.as_ref().map_or(State::Idle, |r| r.state());
+        let (container, basis) = self.cgroup.read_with_basis(self.host_total_bytes);
         let run = run.map(|r| {
             if state.is_active() {
                 r.note_rss(rss);
+                if let Some(ws) = container.working_set_bytes {
+                    r.note_working_set(ws);
+                }
             }
             let ended = r.ended_after_ms.load(Ordering::Acquire);
             let elapsed_ms = if ended == UNSET {
@@ -624,6 +755,7 @@ impl Engine {
                 nodes: r.nodes.load(Ordering::Relaxed),
                 payload_bytes: r.payload_bytes.load(Ordering::Relaxed),
                 peak_rss_bytes: r.peak_rss.load(Ordering::Relaxed),
+                peak_working_set_bytes: r.peak_working_set(),
                 basis: r.basis.clone(),
                 searches: r.searches.load(Ordering::Relaxed),
                 searches_per_second: f64::from_bits(r.searches_per_second.load(Ordering::Relaxed)),
@@ -646,7 +778,6 @@ impl Engine {
                 oom_kills_at_start: r.oom_kills_at_start,
             }
         });
-        let (container, basis) = self.cgroup.read_with_basis(self.host_total_bytes);
         StatusSnapshot {
             state,
             run,
@@ -654,6 +785,12 @@ impl Engine {
             basis,
             container,
             process_cpu_seconds: procmem::process_cpu_seconds(),
+            searches_total: self.searches_total.load(Ordering::Relaxed),
+            history: HistoryView {
+                status: self.history.status(),
+                previous_run: self.history.previous_run(),
+                tally: self.history.tally().snapshot(),
+            },
         }
     }
 }
@@ -685,6 +822,9 @@ impl From<NodeAllocError> for Interrupt {
 struct WorkerCtx {
     shared: Arc<RunShared>,
     logs: Arc<LogHub>,
+    history: Arc<History>,
+    checkpointer: Arc<Checkpointer>,
+    searches_total: Arc<AtomicU64>,
     procmem: ProcMem,
     cgroup: CgroupProbe,
     thp_enabled_path: PathBuf,
@@ -740,6 +880,35 @@ fn publish_measured(
     logs.publish_with(op, run_id, mib(rss), ws, msg, commit);
 }
 
+/// Publishes what the history store has to say since it was last asked (e.g. that it fell
+/// back to memory after a write failed).
+fn publish_history_notices(
+    logs: &LogHub,
+    history: &History,
+    procmem: &ProcMem,
+    cgroup: &CgroupProbe,
+) {
+    for msg in history.take_notices() {
+        publish_measured(
+            logs,
+            procmem,
+            cgroup,
+            Operation::Notice,
+            &Arc::from(""),
+            msg,
+            || {},
+        );
+    }
+}
+
+/// Closes `run` in the history: the one place a run's end is recorded, whoever ended it.
+fn record_end(history: &History, cgroup: &CgroupProbe, run: &RunShared, outcome: Outcome) {
+    if let Some(ws) = cgroup.working_set_bytes() {
+        run.note_working_set(ws);
+    }
+    history.finish(run.number, &run.run_end(outcome, cgroup.oom_kills()));
+}
+
 impl WorkerCtx {
     fn log(&self, op: Operation, msg: String) {
         self.log_then(op, msg, || {});
@@ -758,8 +927,11 @@ impl WorkerCtx {
         );
     }
 
-    /// Logs a run's closing entry and turns its state final in the same step.
-    fn finish(&self, op: Operation, msg: String, state: State) {
+    /// Records the run's end in the history, then logs its closing entry and turns its state
+    /// final in the same step (so a client that sees the entry finds the record).
+    fn finish(&self, op: Operation, msg: String, state: State, outcome: Outcome) {
+        record_end(&self.history, &self.cgroup, &self.shared, outcome);
+        publish_history_notices(&self.logs, &self.history, &self.procmem, &self.cgroup);
         self.log_then(op, msg, || self.shared.end(state));
     }
 
@@ -771,7 +943,13 @@ impl WorkerCtx {
         }
         let value = match self.shared.params.scope {
             Scope::Process => rss,
-            Scope::Container => self.cgroup.working_set_bytes(),
+            Scope::Container => {
+                let ws = self.cgroup.working_set_bytes();
+                if let Some(ws) = ws {
+                    self.shared.note_working_set(ws);
+                }
+                ws
+            }
         };
         value.ok_or_else(|| {
             Interrupt::Failed(match self.shared.params.scope {
@@ -883,6 +1061,7 @@ impl WorkerCtx {
                         summary(&w)
                     ),
                     State::Completed,
+                    Outcome::Completed,
                 );
                 w
             }
@@ -894,6 +1073,7 @@ impl WorkerCtx {
                         summary(&w)
                     ),
                     State::Stopped,
+                    Outcome::Stopped,
                 );
                 w
             }
@@ -911,6 +1091,7 @@ impl WorkerCtx {
                         mib(bytes)
                     ),
                     State::Failed,
+                    Outcome::Failed,
                 );
                 Workload::default()
             }
@@ -962,11 +1143,19 @@ impl WorkerCtx {
         let mut oom_seen = None;
         let ramp_bps = p.ramp_mb_per_second * MIB as f64;
         let ramp_step = ((ramp_bps * RAMP_STEP.as_secs_f64()) as usize).max(PAGE);
+        // A checkpoint after every 1 % of the limit grown: where an OOM kill lands is then
+        // known to within 1 % even at full speed.
+        let checkpoint_step = (s.basis.limit_bytes / 100).max(PAGE as u64);
+        let mut next_checkpoint = start_value + checkpoint_step;
         loop {
             if s.stopping() {
                 return Err(Interrupt::Stopped);
             }
             let now_value = self.measure()?;
+            if now_value >= next_checkpoint {
+                self.checkpointer.poke();
+                next_checkpoint = now_value + checkpoint_step;
+            }
             let deficit = s.target_bytes.saturating_sub(now_value);
             if deficit < PAGE as u64 {
                 break;
@@ -1014,6 +1203,9 @@ impl WorkerCtx {
         let rate = mib(grown) / took.as_secs_f64().max(1e-9);
         s.fill_rate.store(rate.to_bits(), Ordering::Relaxed);
         s.time_to_target_ms.store(took_ms, Ordering::Relaxed);
+        self.history
+            .tally()
+            .observe_time_to_target(took.as_secs_f64());
         self.publish_counts(w);
         if let Some(a) = &w.arena
             && a.huge_pages() != HugePages::Off
@@ -1211,6 +1403,7 @@ impl WorkerCtx {
                     .store(s.elapsed_ms(), Ordering::Release);
             },
         );
+        self.checkpointer.poke();
         let band = (s.target_bytes / 200).max(2 * MIB);
         let mut rng = rand::rng();
         let mut total: u64 = 0;
@@ -1248,6 +1441,7 @@ impl WorkerCtx {
             }
             total += due;
             s.searches.store(total, Ordering::Relaxed);
+            self.searches_total.fetch_add(due, Ordering::Relaxed);
 
             if p.scope == Scope::Container && now >= next_adjust {
                 next_adjust = now + HOLD_ADJUST_PERIOD;

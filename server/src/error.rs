@@ -30,6 +30,9 @@ pub enum EngineError {
     /// The server is shutting down and takes no new runs.
     #[error("stressd is shutting down")]
     ShuttingDown,
+    /// The run history refused or failed (unknown run, bad page request, storage).
+    #[error(transparent)]
+    History(#[from] crate::history::HistoryError),
 }
 
 impl EngineError {

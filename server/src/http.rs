@@ -1,8 +1,12 @@
-//! The HTTP side port: `/health` for kubelet HTTP probes and `/` describing the API.
+//! The HTTP side port: `/health` for kubelet HTTP probes, `/metrics` for Prometheus and `/`
+//! describing the API.
 
 use crate::engine::Engine;
+use crate::metrics::Exporter;
 use axum::extract::State as AxState;
 use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
@@ -21,12 +25,15 @@ pub struct HttpState {
     pub grpc_addr: SocketAddr,
     /// Where this port listens, for `/`.
     pub http_addr: SocketAddr,
+    /// Renders `/metrics` (unauthenticated, like `/health`: it reveals nothing Status does not).
+    pub metrics: Arc<Exporter>,
 }
 
 /// The router.
 pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/health", get(health))
+        .route("/metrics", get(metrics))
         .route("/", get(index))
         .with_state(state)
 }
@@ -45,6 +52,25 @@ async fn health(AxState(st): AxState<HttpState>) -> (StatusCode, Json<serde_json
             "state": st.engine.state().name(),
         })),
     )
+}
+
+/// One scrape. Rendering reads `/proc` and the cgroup files, so it runs on the blocking pool
+/// and never stalls the two runtime threads that serve gRPC.
+async fn metrics(AxState(st): AxState<HttpState>) -> Response {
+    let exporter = Arc::clone(&st.metrics);
+    let failure = match tokio::task::spawn_blocking(move || exporter.render()).await {
+        Ok(Ok(body)) => {
+            return ([(CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body).into_response();
+        }
+        Ok(Err(std::fmt::Error)) => "metrics: encoding failed".to_string(),
+        Err(e) => format!("metrics: the render task failed: {e}"),
+    };
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        [(CONTENT_TYPE, "text/plain; charset=utf-8")],
+        failure + "\n",
+    )
+        .into_response()
 }
 
 async fn index(AxState(st): AxState<HttpState>) -> Json<serde_json::Value> {
@@ -67,7 +93,11 @@ async fn index(AxState(st): AxState<HttpState>) -> Json<serde_json::Value> {
         },
         "http": {
             "address": st.http_addr.to_string(),
-            "endpoints": {"/": "this description", "/health": "probe: 200 while serving, 503 while shutting down"},
+            "endpoints": {
+                "/": "this description",
+                "/health": "probe: 200 while serving, 503 while shutting down",
+                "/metrics": "Prometheus metrics (OpenMetrics text), computed from the same snapshot as Status",
+            },
         },
     }))
 }

@@ -6,11 +6,14 @@
 
 pub mod arena;
 pub mod cgroup;
+pub mod checkpoint;
 pub mod engine;
 pub mod error;
 pub mod grpc;
+pub mod history;
 pub mod http;
 pub mod logs;
+pub mod metrics;
 pub mod params;
 pub mod procmem;
 pub mod server;

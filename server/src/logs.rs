@@ -6,6 +6,7 @@
 //! workload or other watchers.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::broadcast;
@@ -129,6 +130,8 @@ pub struct LogHub {
     history: Mutex<History>,
     tx: broadcast::Sender<LogRecord>,
     capacity: usize,
+    /// Live stdout printer threads; their receivers are not watchers (see [`LogHub::watchers`]).
+    printers: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for LogHub {
@@ -161,6 +164,7 @@ impl LogHub {
             }),
             tx,
             capacity: capacity.max(1),
+            printers: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -240,11 +244,16 @@ impl LogHub {
     /// can only make this printer lag (it then says how many lines it skipped), never the
     /// workload.
     pub fn spawn_stdout_printer(&self) -> std::io::Result<()> {
-        let mut rx = self.tx.subscribe();
+        // Counted before it subscribes and uncounted after its receiver is gone, so watchers()
+        // never counts the printer as a watcher.
+        let printer = PrinterCount::enter(&self.printers);
+        let rx = self.tx.subscribe();
         std::thread::Builder::new()
             .name("log-stdout".into())
             .spawn(move || {
                 use std::io::Write;
+                let _printer = printer;
+                let mut rx = rx;
                 loop {
                     let line = match rx.blocking_recv() {
                         Ok(rec) => rec.to_line(),
@@ -260,6 +269,37 @@ impl LogHub {
                 }
             })
             .map(|_| ())
+    }
+
+    /// Entries published since start (the sequence counter, so it is monotonic even though
+    /// the kept history is bounded): a counter for /metrics.
+    pub fn entries_total(&self) -> u64 {
+        let h = self.history.lock().unwrap_or_else(PoisonError::into_inner);
+        h.next_sequence.saturating_sub(1)
+    }
+
+    /// WatchLogs streams being served now (replaying or following). The stdout printer also
+    /// holds a receiver; it is not a watcher, so it is subtracted while it runs.
+    pub fn watchers(&self) -> usize {
+        let printers = self.printers.load(Ordering::Acquire);
+        self.tx.receiver_count().saturating_sub(printers)
+    }
+}
+
+/// Counts one stdout printer for as long as its thread lives (or until a failed spawn drops
+/// it), so [`LogHub::watchers`] stays honest if the printer exits on a closed stdout.
+struct PrinterCount(Arc<AtomicUsize>);
+
+impl PrinterCount {
+    fn enter(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        Self(Arc::clone(count))
+    }
+}
+
+impl Drop for PrinterCount {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

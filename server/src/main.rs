@@ -1,7 +1,7 @@
 //! `stressd`: the memstress gRPC server.
 
 use clap::Parser;
-use memstress_server::server::{ServerConfig, run};
+use memstress_server::server::{ServeError, ServerConfig, run};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -20,6 +20,15 @@ struct Args {
     /// used only when the cgroup memory files cannot be read.
     #[arg(long, env = "MEMORY_LIMIT_BYTES")]
     memory_limit: Option<String>,
+    /// Directory for the run history database (created if missing). Without it, history is
+    /// kept in memory only and does not survive a restart — nor the OOM kill it is meant to
+    /// record. Two stressd cannot share one directory.
+    #[arg(long, env = "STRESSD_STATE_DIR", value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Most runs kept in the history; the oldest are pruned.
+    #[arg(long, env = "STRESSD_HISTORY_LIMIT", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    history_limit: u64,
     /// Filesystem root for /proc and /sys reads (for testing against fixtures).
     #[arg(long, env = "STRESSD_FS_ROOT", default_value = "/", hide = true)]
     fs_root: PathBuf,
@@ -47,9 +56,16 @@ fn main() -> std::process::ExitCode {
         http_addr: args.http_addr,
         fs_root: args.fs_root,
         env_memory_limit: args.memory_limit,
+        state_dir: args.state_dir,
+        history_limit: args.history_limit,
     }));
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        // A configuration refusal (like a usage error) rather than a failure while serving.
+        Err(e @ ServeError::History(_)) => {
+            eprintln!("stressd: {e}");
+            std::process::ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("stressd: {e}");
             std::process::ExitCode::FAILURE

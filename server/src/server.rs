@@ -4,8 +4,10 @@
 use crate::cgroup::{CgroupProbe, parse_limit_env};
 use crate::engine::{Engine, EngineConfig};
 use crate::grpc::StressApi;
+use crate::history::{CurrentCgroup, History, HistoryConfig, HistoryError, Opened};
 use crate::http::{HttpState, router};
 use crate::logs::{CHANNEL_CAPACITY, HISTORY_CAPACITY, LogHub};
+use crate::metrics::Exporter;
 use memstress_proto::v1::stress_service_server::StressServiceServer;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -29,6 +31,10 @@ pub struct ServerConfig {
     pub fs_root: PathBuf,
     /// Downward-API memory limit (raw env value), used when cgroup files are unreadable.
     pub env_memory_limit: Option<String>,
+    /// Where run history is kept (`None`: in memory only).
+    pub state_dir: Option<PathBuf>,
+    /// Most runs kept in the history.
+    pub history_limit: u64,
 }
 
 /// Why the server could not run.
@@ -48,6 +54,9 @@ pub enum ServeError {
     /// The gRPC server failed.
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// The run history could not be opened (another stressd holds the state dir).
+    #[error("{0}")]
+    History(#[from] HistoryError),
     /// Other I/O.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -88,6 +97,21 @@ async fn shutdown_signal() {
 pub async fn run(config: ServerConfig) -> Result<(), ServeError> {
     let env_limit = config.env_memory_limit.as_deref().and_then(parse_limit_env);
     let cgroup = CgroupProbe::discover(&config.fs_root, env_limit);
+    // Before any port is bound: a second stressd on the same state dir must not start at all.
+    let Opened {
+        history,
+        notices,
+        recovered,
+    } = History::open(
+        &HistoryConfig {
+            state_dir: config.state_dir.clone(),
+            limit: config.history_limit,
+        },
+        &CurrentCgroup {
+            identity: cgroup.identity(),
+            oom_kills: cgroup.oom_kills(),
+        },
+    )?;
     let logs = Arc::new(LogHub::new(HISTORY_CAPACITY, CHANNEL_CAPACITY));
     logs.spawn_stdout_printer()?;
     let engine = Arc::new(Engine::new(
@@ -97,7 +121,8 @@ pub async fn run(config: ServerConfig) -> Result<(), ServeError> {
             host_total_bytes: host_total_bytes(),
         },
         Arc::clone(&logs),
-    ));
+        Arc::new(history),
+    )?);
 
     let grpc_listener = TcpListener::bind(config.grpc_addr)
         .await
@@ -157,6 +182,7 @@ pub async fn run(config: ServerConfig) -> Result<(), ServeError> {
             shutdown: shutdown_rx.clone(),
             grpc_addr,
             http_addr,
+            metrics: Arc::new(Exporter::new(Arc::clone(&engine), config.fs_root.clone())),
         }),
     )
     .with_graceful_shutdown(async move {
@@ -168,6 +194,14 @@ pub async fn run(config: ServerConfig) -> Result<(), ServeError> {
         "stressd {} listening grpc={grpc_addr} http={http_addr}",
         env!("CARGO_PKG_VERSION")
     );
+    // What happened to the run the previous process died in comes first, so the first lines
+    // of `kubectl logs` after an OOM kill say it.
+    for run in &recovered {
+        engine.notice(run.outcome_message.clone());
+    }
+    for msg in notices {
+        engine.notice(msg);
+    }
 
     let grpc_task = tokio::spawn(grpc);
     let http_task = tokio::spawn(async move { http.await });

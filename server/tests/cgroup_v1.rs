@@ -124,12 +124,24 @@ impl Drop for Hog {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stressd_in_a_512mib_v1_cgroup() {
     let cg = TestCgroup::create(LIMIT);
-    let mut cmd = cg.command(
-        &bin("stressd"),
-        &["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"],
-    );
-    cmd.env_remove("MEMORY_LIMIT_BYTES").stdout(Stdio::piped());
-    let mut d = Stressd::from_command(cmd);
+    let state = tempfile::tempdir().unwrap();
+    let state_dir = state.path().to_str().unwrap();
+    let stressd_in_cgroup = || {
+        let mut cmd = cg.command(
+            &bin("stressd"),
+            &[
+                "--grpc-addr",
+                "127.0.0.1:0",
+                "--http-addr",
+                "127.0.0.1:0",
+                "--state-dir",
+                state_dir,
+            ],
+        );
+        cmd.env_remove("MEMORY_LIMIT_BYTES").stdout(Stdio::piped());
+        Stressd::from_command(cmd)
+    };
+    let mut d = stressd_in_cgroup();
     let mut c = d.client().await;
 
     // 1. the basis is the cgroup's limit, read from cgroup v1
@@ -246,4 +258,36 @@ async fn stressd_in_a_512mib_v1_cgroup() {
         "allow_oom: stressd killed by SIGKILL; cgroup oom_kill {kills_before} -> {kills_after}"
     );
     assert!(kills_after > kills_before);
+
+    // 6. a new stressd in the same cgroup on the same state dir reports the OOM kill, confirmed
+    //    by the cgroup's counter, with the peak it reached
+    drop(d);
+    let d = stressd_in_cgroup();
+    let (code, out, err) = stressctl(&d.grpc, &["--output", "json", "history", "--limit", "1"]);
+    assert_eq!(code, 0, "{out} {err}");
+    let doc: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let run = &doc["runs"][0];
+    assert_eq!(run["outcome"], "OUTCOME_OOM_KILLED", "{run}");
+    assert_eq!(run["evidence"], "EVIDENCE_OOM_COUNTER", "{run}");
+    let peak_ws = run["peak_working_set_bytes"].as_u64().unwrap_or(0);
+    let peak_rss = run["peak_rss_bytes"].as_u64().unwrap_or(0);
+    let peak = peak_ws.max(peak_rss);
+    println!(
+        "after the OOM kill: {} (peak working set {:.1} MiB, peak RSS {:.1} MiB)",
+        run["outcome_message"],
+        peak_ws as f64 / MIB as f64,
+        peak_rss as f64 / MIB as f64
+    );
+    assert!(
+        within(peak, LIMIT, 5.0),
+        "peak {peak} within 5 % of {LIMIT}"
+    );
+    d.wait_line("was OOM-killed at");
+    let text = d.stdout_text();
+    assert!(
+        text.lines()
+            .nth(1)
+            .is_some_and(|l| l.contains("was OOM-killed at") && l.contains("confirmed")),
+        "the first line after startup says it:\n{text}"
+    );
 }

@@ -54,8 +54,10 @@ fn stressctl_drives_a_whole_run() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert!(entries.len() >= 7);
-    assert_eq!(entries[0]["operation"], "STRESS_TEST_START");
+    assert!(entries.len() >= 8);
+    // The startup NOTICE (history is memory-only without --state-dir), then the run.
+    assert_eq!(entries[0]["operation"], "NOTICE");
+    assert_eq!(entries[1]["operation"], "STRESS_TEST_START");
 
     let (code, out, _) = stressctl(&addr, &["clear", "--output", "json"]);
     assert_eq!(code, 0);

@@ -63,7 +63,16 @@ async fn full_lifecycle_lands_on_target_and_clear_gives_memory_back() {
 
     // the whole story is in the log, in order
     let mut ops = Vec::new();
-    for e in kept_logs(&mut c).await {
+    // (After the startup NOTICE that history is memory-only, which belongs to no run.)
+    let logs = kept_logs(&mut c).await;
+    assert_eq!(
+        logs[0].operation,
+        pb::Operation::Notice as i32,
+        "{:?}",
+        logs[0]
+    );
+    assert!(logs[0].message.contains("will not survive a restart"));
+    for e in logs.into_iter().skip(1) {
         assert_eq!(e.run_id, resp.run_id);
         ops.push(pb::Operation::try_from(e.operation).unwrap());
     }

@@ -19,6 +19,8 @@ CONTAINER = "stress-app"
 IMAGE = "localhost:32000/memory-stress-test"
 GRPC_PORT, HTTP_PORT = 50051, 8080
 GRPC_NODE_PORT, HTTP_NODE_PORT = 30051, 30080
+STATE_DIR = "/var/lib/memstress"
+STATE_VOLUME = "state"
 WORKLOAD_KINDS = {"Deployment", "DaemonSet", "StatefulSet", "ReplicaSet", "Job", "CronJob", "Pod"}
 
 

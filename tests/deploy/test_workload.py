@@ -53,6 +53,7 @@ def test_env(workload):
     env = {e["name"]: e for e in h.container(workload)["env"]}
     assert env["STRESSD_GRPC_ADDR"]["value"] == f"0.0.0.0:{h.GRPC_PORT}"
     assert env["STRESSD_HTTP_ADDR"]["value"] == f"0.0.0.0:{h.HTTP_PORT}"
+    assert env["STRESSD_STATE_DIR"] == {"name": "STRESSD_STATE_DIR", "value": h.STATE_DIR}
     # The memory limit through the downward API, in bytes, of this very container.
     assert env["MEMORY_LIMIT_BYTES"] == {"name": "MEMORY_LIMIT_BYTES", "valueFrom": {
         "resourceFieldRef": {"containerName": h.CONTAINER, "resource": "limits.memory",
@@ -138,8 +139,28 @@ def test_service_account(rendered, workload):
     assert sa["automountServiceAccountToken"] is False
 
 
-def test_no_writable_paths_needed(workload):
-    # stressd writes no files: no volumes, read-only root filesystem.
+def test_only_writable_path_is_the_state_dir(workload):
+    """The root filesystem stays read-only; the run history lives on one emptyDir, which
+    survives a container restart (an OOM kill) but not the pod."""
     spec = h.template(workload)["spec"]
-    assert not spec.get("volumes")
-    assert not h.container(workload).get("volumeMounts")
+    assert spec["volumes"] == [{"name": h.STATE_VOLUME, "emptyDir": {"sizeLimit": "64Mi"}}]
+    # Not tmpfs: files in a memory-backed emptyDir count against the container's memory.
+    assert "medium" not in spec["volumes"][0]["emptyDir"]
+    c = h.container(workload)
+    assert c["volumeMounts"] == [{"name": h.STATE_VOLUME, "mountPath": h.STATE_DIR}]
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert env["STRESSD_STATE_DIR"] == h.STATE_DIR
+
+
+def test_prometheus_scrape_annotations(workload):
+    annotations = h.template(workload)["metadata"]["annotations"]
+    assert annotations == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(h.HTTP_PORT),
+        "prometheus.io/path": "/metrics",
+    }
+    # Strings, as the API requires of annotation values (an unquoted true/8080 is refused).
+    assert all(isinstance(v, str) for v in annotations.values())
+    ports = {p["name"]: p["containerPort"] for p in h.container(workload)["ports"]}
+    assert ports["http"] == int(annotations["prometheus.io/port"])

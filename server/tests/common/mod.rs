@@ -115,6 +115,22 @@ impl Stressd {
         self.lines.lock().unwrap().join("\n")
     }
 
+    /// Waits until a stdout line contains `needle` and returns it.
+    pub fn wait_line(&self, needle: &str) -> String {
+        let t0 = Instant::now();
+        loop {
+            if let Some(l) = self.stdout_text().lines().find(|l| l.contains(needle)) {
+                return l.to_string();
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "no stdout line with {needle:?}:\n{}",
+                self.stdout_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn signal(&self, sig: i32) {
         // SAFETY: plain kill(2) on our own child.
         unsafe {

@@ -5,6 +5,10 @@
 
 use std::fmt::Write as _;
 
+mod history;
+
+pub use history::{outcome, run_list, run_record};
+
 use memstress_proto::v1::{
     BasisSource, ClearResponse, ContainerMemory, LogEntry, MemoryBasis, Operation, RunParameters,
     Scope, StartResponse, State, StatusResponse, StopResponse,
@@ -371,6 +375,7 @@ pub fn status(s: &StatusResponse) -> String {
         parameters(&mut out, 2, p);
     }
     container(&mut out, s.container.as_ref());
+    history::status_section(&mut out, s);
     out
 }
 
@@ -527,10 +532,13 @@ mod tests {
                 pressure_some_avg10: Some(0.5),
                 pressure_full_avg10: None,
                 pressure_some_total_us: Some(2_500_000),
+                pressure_full_total_us: None,
                 oom_kills_during_run: 0,
             }),
             process_cpu_seconds: 12.5,
             huge_page_bytes: 0,
+            previous_run: None,
+            history: None,
         };
         let t = status(&s);
         for want in [
@@ -556,6 +564,8 @@ mod tests {
             "  working set    -\n",
             "  oom kills      1 (0 during run)\n",
             "  pressure       some 0.50% full - (avg10), some total 2.5s\n",
+            "previous run     -\n",
+            "history          -\n",
         ] {
             assert!(t.contains(want), "missing {want:?} in\n{t}");
         }

@@ -1,9 +1,12 @@
 //! The gRPC transport: maps proto messages to domain calls and domain errors to status codes.
-//! Thin on purpose: validation and behaviour live in `params` and `engine`.
+//! Thin on purpose: validation and behaviour live in `params`, `engine` and `history`.
+
+mod history;
 
 use crate::cgroup::{BasisSource, ContainerMemory, MemoryBasis};
 use crate::engine::{Engine, RunStatus, State};
 use crate::error::EngineError;
+use crate::history::HistoryError;
 use crate::logs::{LogRecord, Operation};
 use crate::params::{RunParams, Scope, StartSpec, Target};
 use memstress_proto::v1 as pb;
@@ -22,6 +25,13 @@ pub fn to_status(err: EngineError) -> Status {
         EngineError::RunInProgress { .. } => Status::failed_precondition(msg),
         EngineError::WorkerSpawn(_) => Status::resource_exhausted(msg),
         EngineError::ShuttingDown => Status::unavailable(msg),
+        EngineError::History(e) => match e {
+            HistoryError::NotFound { .. } => Status::not_found(msg),
+            HistoryError::InvalidArgument { .. } => Status::invalid_argument(msg),
+            HistoryError::Storage(_) => Status::internal(msg),
+            // Only raised at startup; never reaches a request, mapped for completeness.
+            HistoryError::Locked { .. } => Status::failed_precondition(msg),
+        },
     }
 }
 
@@ -88,7 +98,7 @@ pub fn spec_from_pb(req: &pb::StartRequest) -> Result<StartSpec, Status> {
     })
 }
 
-fn params_to_pb(p: &RunParams) -> pb::RunParameters {
+pub(crate) fn params_to_pb(p: &RunParams) -> pb::RunParameters {
     let (memory_mb, memory_percent) = match p.target {
         Target::MemoryMb(mb) => (Some(mb), None),
         Target::Percent(pc) => (None, Some(pc)),
@@ -108,7 +118,7 @@ fn params_to_pb(p: &RunParams) -> pb::RunParameters {
     }
 }
 
-fn basis_to_pb(b: &MemoryBasis) -> pb::MemoryBasis {
+pub(crate) fn basis_to_pb(b: &MemoryBasis) -> pb::MemoryBasis {
     pb::MemoryBasis {
         limit_bytes: b.limit_bytes,
         source: match b.source {
@@ -121,7 +131,7 @@ fn basis_to_pb(b: &MemoryBasis) -> pb::MemoryBasis {
     }
 }
 
-fn state_to_pb(s: State) -> pb::State {
+pub(crate) fn state_to_pb(s: State) -> pb::State {
     match s {
         State::Idle => pb::State::Idle,
         State::Building => pb::State::Building,
@@ -182,6 +192,7 @@ fn container_to_pb(c: &ContainerMemory, run: Option<&RunStatus>) -> pb::Containe
         pressure_some_avg10: c.pressure.map(|p| p.some_avg10),
         pressure_full_avg10: c.pressure.map(|p| p.full_avg10),
         pressure_some_total_us: c.pressure.map(|p| p.some_total_us),
+        pressure_full_total_us: c.pressure.map(|p| p.full_total_us),
         oom_kills_during_run: during,
     }
 }
@@ -254,7 +265,36 @@ impl StressService for StressApi {
             container: Some(container_to_pb(&s.container, run)),
             process_cpu_seconds: s.process_cpu_seconds,
             huge_page_bytes: run.map_or(0, |r| r.huge_page_bytes),
+            previous_run: s.history.previous_run.as_ref().map(history::record_to_pb),
+            history: Some(history::history_status_to_pb(&s.history.status)),
         }))
+    }
+
+    async fn list_runs(
+        &self,
+        request: Request<pb::ListRunsRequest>,
+    ) -> Result<Response<pb::ListRunsResponse>, Status> {
+        let req = request.into_inner();
+        let (runs, next_cursor) = self
+            .blocking(move |e| e.history().list(req.limit, &req.cursor))
+            .await?
+            .map_err(|e| to_status(e.into()))?;
+        Ok(Response::new(pb::ListRunsResponse {
+            runs: runs.iter().map(history::record_to_pb).collect(),
+            next_cursor,
+        }))
+    }
+
+    async fn get_run(
+        &self,
+        request: Request<pb::GetRunRequest>,
+    ) -> Result<Response<pb::RunRecord>, Status> {
+        let req = request.into_inner();
+        let record = self
+            .blocking(move |e| e.history().get(&req.run_id))
+            .await?
+            .map_err(|e| to_status(e.into()))?;
+        Ok(Response::new(history::record_to_pb(&record)))
     }
 
     async fn clear(
