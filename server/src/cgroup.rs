@@ -292,11 +292,13 @@ impl CgroupProbe {
     }
 
     /// The memory basis: the cgroup limit when one is set (source `CgroupV2`/`CgroupV1`);
-    /// else `env_limit_bytes` when the cgroup files could not be read at all (`DownwardApi`);
-    /// else `host_total_bytes` (`HostTotal`).
+    /// else the explicit limit (`--memory-limit` / `MEMORY_LIMIT_BYTES`, source
+    /// `DownwardApi`), whether the cgroup is unlimited or unreadable; else `host_total_bytes`
+    /// (`HostTotal`).
     ///
-    /// A readable "unlimited" cgroup deliberately beats the env var: the downward API reports
-    /// node allocatable when a container has no limit, which is not a limit at all.
+    /// An explicit limit beats a readable "unlimited" cgroup: someone set it on purpose (for
+    /// a container without a limit the downward API gives node allocatable, which is what
+    /// such a pod can really use before the node runs out).
     #[must_use]
     pub fn basis(&self, host_total_bytes: u64) -> MemoryBasis {
         let Some(r) = &self.resolved else {
@@ -328,17 +330,17 @@ impl CgroupProbe {
                 source: version.basis_source(),
                 detail: detail.clone(),
             },
-            None => host_basis(host_total_bytes),
+            None => self.fallback_basis(host_total_bytes),
         }
     }
 
-    /// The cgroup files could not be read: the downward API's value, else the host's total.
+    /// No cgroup limit (none set, or unreadable): the explicit limit, else the host's total.
     fn fallback_basis(&self, host_total_bytes: u64) -> MemoryBasis {
         match self.env_limit_bytes {
             Some(limit_bytes) => MemoryBasis {
                 limit_bytes,
                 source: BasisSource::DownwardApi,
-                detail: "env MEMORY_LIMIT_BYTES".to_string(),
+                detail: "--memory-limit / MEMORY_LIMIT_BYTES".to_string(),
             },
             None => host_basis(host_total_bytes),
         }
@@ -1031,7 +1033,7 @@ mod tests {
     }
 
     #[test]
-    fn nolimit_uses_host_total_not_env() {
+    fn nolimit_uses_the_explicit_limit_then_host_total() {
         for env in [None, Some(GI)] {
             let p = probe("nolimit", env);
             let m = p.read();
@@ -1041,14 +1043,20 @@ mod tests {
             assert_eq!(m.usage_bytes, Some(73_400_320));
             // inactive_file 100 MiB > usage 70 MiB: saturates.
             assert_eq!(m.working_set_bytes, Some(0));
-            assert_eq!(
-                p.basis(HOST),
-                MemoryBasis {
+            let want = match env {
+                None => MemoryBasis {
                     limit_bytes: HOST,
                     source: BasisSource::HostTotal,
                     detail: "host MemTotal (no cgroup limit)".to_string(),
-                }
-            );
+                },
+                Some(limit_bytes) => MemoryBasis {
+                    limit_bytes,
+                    source: BasisSource::DownwardApi,
+                    detail: "--memory-limit / MEMORY_LIMIT_BYTES".to_string(),
+                },
+            };
+            assert_eq!(p.basis(HOST), want);
+            assert_eq!(p.read_with_basis(HOST).1, want);
         }
     }
 
@@ -1073,7 +1081,7 @@ mod tests {
             MemoryBasis {
                 limit_bytes: GI,
                 source: BasisSource::DownwardApi,
-                detail: "env MEMORY_LIMIT_BYTES".to_string(),
+                detail: "--memory-limit / MEMORY_LIMIT_BYTES".to_string(),
             }
         );
         let p = probe("unreadable", None);
@@ -1129,6 +1137,9 @@ mod tests {
                 full_total_us: 0
             })
         );
+        // Unlimited, so the explicit limit is the basis; without one, the host's total.
+        assert_eq!(p.basis(HOST).source, BasisSource::DownwardApi);
+        let p = CgroupProbe::discover(dir.path(), None);
         assert_eq!(p.basis(HOST).source, BasisSource::HostTotal);
     }
 

@@ -192,7 +192,9 @@ pub fn validate(
 fn basis_words(basis: &MemoryBasis) -> String {
     let what = match basis.source {
         BasisSource::CgroupV2 | BasisSource::CgroupV1 => "the memory limit",
-        BasisSource::DownwardApi => "the memory limit from the downward API",
+        BasisSource::DownwardApi => {
+            "the explicit memory limit (--memory-limit / MEMORY_LIMIT_BYTES)"
+        }
         BasisSource::HostTotal => "the host's total memory (no cgroup limit)",
     };
     format!(

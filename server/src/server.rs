@@ -1,7 +1,7 @@
 //! Wiring: binds the ports, serves gRPC (service, health, reflection) and HTTP, and runs the
 //! shutdown sequence on SIGTERM / Ctrl-C.
 
-use crate::cgroup::{CgroupProbe, parse_limit_env};
+use crate::cgroup::CgroupProbe;
 use crate::engine::{Engine, EngineConfig};
 use crate::grpc::StressApi;
 use crate::history::{CurrentCgroup, History, HistoryConfig, HistoryError, Opened};
@@ -29,8 +29,9 @@ pub struct ServerConfig {
     pub http_addr: SocketAddr,
     /// Filesystem root for /proc and /sys reads.
     pub fs_root: PathBuf,
-    /// Downward-API memory limit (raw env value), used when cgroup files are unreadable.
-    pub env_memory_limit: Option<String>,
+    /// Explicit memory limit (`--memory-limit` / downward API), used when the cgroup sets
+    /// none.
+    pub memory_limit_bytes: Option<u64>,
     /// Where run history is kept (`None`: in memory only).
     pub state_dir: Option<PathBuf>,
     /// Most runs kept in the history.
@@ -95,8 +96,7 @@ async fn shutdown_signal() {
 
 /// Runs stressd until SIGTERM / Ctrl-C.
 pub async fn run(config: ServerConfig) -> Result<(), ServeError> {
-    let env_limit = config.env_memory_limit.as_deref().and_then(parse_limit_env);
-    let cgroup = CgroupProbe::discover(&config.fs_root, env_limit);
+    let cgroup = CgroupProbe::discover(&config.fs_root, config.memory_limit_bytes);
     // Before any port is bound: a second stressd on the same state dir must not start at all.
     let Opened {
         history,
