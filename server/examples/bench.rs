@@ -1,7 +1,8 @@
 //! End-to-end benchmark of `stressd`: drives the real release binary over gRPC, measures fill
 //! rate against the kernel's raw first-touch rate (in the same run), target accuracy, release,
-//! Stop and Status latency, start-up, leaks, map count, ramp fidelity, hold CPU and huge pages,
-//! then prints a table and writes JSON. See BENCHMARKS.md.
+//! Stop and Status latency, start-up, leaks, map count, ramp fidelity, hold CPU, huge pages,
+//! the cost of the run history and of `/metrics` scrapes, then prints a table and writes JSON.
+//! See BENCHMARKS.md.
 //!
 //! ```sh
 //! cargo build --release && cargo run --release -p memstress-server --example bench -- [--quick] [--out bench/results.json]
@@ -13,8 +14,14 @@ mod control;
 mod daemon;
 #[path = "bench/fill.rs"]
 mod fill;
+#[path = "bench/history.rs"]
+mod history;
+#[path = "bench/http.rs"]
+mod http;
 #[path = "bench/lifecycle.rs"]
 mod lifecycle;
+#[path = "bench/metrics.rs"]
+mod metrics;
 #[path = "bench/report.rs"]
 mod report;
 #[path = "bench/sampler.rs"]
@@ -26,7 +33,7 @@ use clap::Parser;
 use daemon::{Daemon, MIB};
 use report::{Machine, Report, Row};
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Error type of the benchmark: anything printable.
@@ -42,7 +49,7 @@ struct Args {
     /// Where to write the JSON results (relative paths are relative to the workspace root).
     #[arg(long, default_value = "bench/results.json")]
     out: PathBuf,
-    /// Run only these row groups (comma-separated numbers 1-12; 1, 2, 4, 9 and 12 run together).
+    /// Run only these row groups (comma-separated numbers 1-14; 1, 2, 4, 9 and 12 run together).
     #[arg(long, value_delimiter = ',')]
     only: Vec<u32>,
     /// stressd binary to measure (default: target/release/stressd beside this example).
@@ -56,7 +63,8 @@ pub struct Ctx {
     pub stressd: PathBuf,
     /// `--quick`.
     pub quick: bool,
-    /// The long-lived stressd most rows use.
+    /// The long-lived stressd most rows use (history on: `--state-dir` in a temporary
+    /// directory).
     pub d: Daemon,
     /// Its RSS right after start-up, before any run.
     pub idle_rss: u64,
@@ -107,6 +115,111 @@ where
     eprintln!("  ({:.1} s)", t0.elapsed().as_secs_f64());
 }
 
+/// Spawns the long-lived stressd (history on) and reads its idle RSS and map count.
+async fn start_ctx(stressd: &Path, quick: bool) -> Res<Ctx> {
+    let mut d = daemon::spawn(stressd).await?;
+    tokio::time::sleep(lifecycle::IDLE_SETTLE).await;
+    let idle_rss = daemon::rss_of(d.pid)?;
+    let idle_maps = daemon::maps_of(d.pid)?;
+    // After the idle reading: the check is the first RPC stressd serves.
+    let history = daemon::check_history(&mut d, daemon::History::On).await?;
+    eprintln!(
+        "stressd pid {} on {} (http {}, history in {}): idle RSS {:.2} MiB, {idle_maps} maps",
+        d.pid,
+        d.url,
+        d.http,
+        history.path,
+        idle_rss as f64 / MIB as f64
+    );
+    Ok(Ctx {
+        stressd: stressd.to_path_buf(),
+        quick,
+        d,
+        idle_rss,
+        idle_maps,
+        build_secs: None,
+    })
+}
+
+/// Runs the wanted row groups on `ctx` (the order keeps fresh-spawn rows 7 and 8 last).
+async fn run_sections(ctx: &mut Ctx, want: impl Fn(u32) -> bool) -> Vec<Row> {
+    let mut rows: Vec<Row> = Vec::new();
+    if [1, 2, 4, 9, 12].iter().any(|g| want(*g)) {
+        section(
+            ctx,
+            &mut rows,
+            "1",
+            "raw first-touch vs fill (rows 1, 2, 4, 9, 12)",
+            fill::run,
+        )
+        .await;
+    }
+    if want(3) {
+        section(ctx, &mut rows, "3", "accuracy", workload::accuracy).await;
+    }
+    if want(5) {
+        section(ctx, &mut rows, "5", "stop during build", control::stop).await;
+    }
+    if want(6) {
+        section(
+            ctx,
+            &mut rows,
+            "6",
+            "status latency during build",
+            control::status_latency,
+        )
+        .await;
+    }
+    if want(10) {
+        section(ctx, &mut rows, "10", "ramp", workload::ramp).await;
+    }
+    if want(11) {
+        section(ctx, &mut rows, "11", "hold CPU", workload::hold_cpu).await;
+    }
+    if want(13) {
+        section(
+            ctx,
+            &mut rows,
+            "13",
+            "fill with history on vs off",
+            history::on_off,
+        )
+        .await;
+    }
+    if want(14) {
+        section(
+            ctx,
+            &mut rows,
+            "14a",
+            "/metrics scrape latency during build",
+            metrics::scrape_latency,
+        )
+        .await;
+        section(
+            ctx,
+            &mut rows,
+            "14d",
+            "fill while /metrics is scraped",
+            metrics::fill_while_scraped,
+        )
+        .await;
+    }
+    if want(7) {
+        section(ctx, &mut rows, "7", "idle start-up", lifecycle::idle).await;
+    }
+    if want(8) {
+        section(
+            ctx,
+            &mut rows,
+            "8",
+            "leak over Start/Clear cycles",
+            lifecycle::leak,
+        )
+        .await;
+    }
+    rows
+}
+
 async fn run(args: Args) -> Res<bool> {
     let t_total = Instant::now();
     let started_at = report::utc_now();
@@ -124,71 +237,8 @@ async fn run(args: Args) -> Res<bool> {
     eprintln!("stressd: {}", stressd.display());
     let want = |g: u32| args.only.is_empty() || args.only.contains(&g);
 
-    let mut rows: Vec<Row> = Vec::new();
-    let d = daemon::spawn(&stressd).await?;
-    tokio::time::sleep(lifecycle::IDLE_SETTLE).await;
-    let idle_rss = daemon::rss_of(d.pid)?;
-    let idle_maps = daemon::maps_of(d.pid)?;
-    eprintln!(
-        "stressd pid {} on {}: idle RSS {:.2} MiB, {idle_maps} maps",
-        d.pid,
-        d.url,
-        idle_rss as f64 / MIB as f64
-    );
-    let mut ctx = Ctx {
-        stressd: stressd.clone(),
-        quick: args.quick,
-        d,
-        idle_rss,
-        idle_maps,
-        build_secs: None,
-    };
-
-    if [1, 2, 4, 9, 12].iter().any(|g| want(*g)) {
-        section(
-            &mut ctx,
-            &mut rows,
-            "1",
-            "raw first-touch vs fill (rows 1, 2, 4, 9, 12)",
-            fill::run,
-        )
-        .await;
-    }
-    if want(3) {
-        section(&mut ctx, &mut rows, "3", "accuracy", workload::accuracy).await;
-    }
-    if want(5) {
-        section(&mut ctx, &mut rows, "5", "stop during build", control::stop).await;
-    }
-    if want(6) {
-        section(
-            &mut ctx,
-            &mut rows,
-            "6",
-            "status latency during build",
-            control::status_latency,
-        )
-        .await;
-    }
-    if want(10) {
-        section(&mut ctx, &mut rows, "10", "ramp", workload::ramp).await;
-    }
-    if want(11) {
-        section(&mut ctx, &mut rows, "11", "hold CPU", workload::hold_cpu).await;
-    }
-    if want(7) {
-        section(&mut ctx, &mut rows, "7", "idle start-up", lifecycle::idle).await;
-    }
-    if want(8) {
-        section(
-            &mut ctx,
-            &mut rows,
-            "8",
-            "leak over Start/Clear cycles",
-            lifecycle::leak,
-        )
-        .await;
-    }
+    let mut ctx = start_ctx(&stressd, args.quick).await?;
+    let mut rows = run_sections(&mut ctx, want).await;
     drop(ctx);
 
     rows.sort_by_key(|r| sort_key(&r.id));

@@ -77,6 +77,7 @@ impl Drop for ChildGuard {
 /// A stressd that was spawned but may not be ready yet.
 pub struct Launched {
     child: ChildGuard,
+    state_dir: Option<tempfile::TempDir>,
     /// Process id.
     pub pid: u32,
     /// When `Command::spawn` was called (spawn returns once exec succeeded).
@@ -84,14 +85,38 @@ pub struct Launched {
     listening: mpsc::Receiver<String>,
 }
 
-/// Spawns stressd on `grpc_addr` (e.g. `127.0.0.1:0`) and a free HTTP port. Its stdout is
-/// drained by a thread for the life of the process so a full pipe never blocks it.
-pub fn launch(stressd: &Path, grpc_addr: &str) -> Res<Launched> {
+/// Whether stressd keeps its run history on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum History {
+    /// `--state-dir` in a fresh temporary directory (how the product is deployed).
+    On,
+    /// No `--state-dir`: the history is kept in memory only.
+    Off,
+}
+
+/// Spawns stressd on `grpc_addr` (e.g. `127.0.0.1:0`) and a free HTTP port; with
+/// [`History::On`] its `--state-dir` is a fresh temporary directory, removed after the process
+/// is gone. Its stdout is drained by a thread for the life of the process so a full pipe never
+/// blocks it.
+pub fn launch(stressd: &Path, grpc_addr: &str, history: History) -> Res<Launched> {
+    let state_dir = match history {
+        History::On => Some(
+            tempfile::Builder::new()
+                .prefix("stressd-bench-state-")
+                .tempdir()?,
+        ),
+        History::Off => None,
+    };
     let mut cmd = Command::new(stressd);
-    cmd.args(["--grpc-addr", grpc_addr, "--http-addr", "127.0.0.1:0"])
-        .env_remove("MEMORY_LIMIT_BYTES")
+    cmd.args(["--grpc-addr", grpc_addr, "--http-addr", "127.0.0.1:0"]);
+    if let Some(dir) = &state_dir {
+        cmd.arg("--state-dir").arg(dir.path());
+    }
+    cmd.env_remove("MEMORY_LIMIT_BYTES")
         .env_remove("STRESSD_GRPC_ADDR")
         .env_remove("STRESSD_HTTP_ADDR")
+        .env_remove("STRESSD_STATE_DIR")
+        .env_remove("STRESSD_HISTORY_LIMIT")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
@@ -119,6 +144,7 @@ pub fn launch(stressd: &Path, grpc_addr: &str) -> Res<Launched> {
     Ok(Launched {
         pid: child.0.id(),
         child,
+        state_dir,
         spawned_at,
         listening: rx,
     })
@@ -131,16 +157,21 @@ impl Launched {
         let line = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(20)))
             .await?
             .map_err(|_| "stressd did not print its listening line within 20 s")?;
-        let grpc = line
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("grpc="))
-            .ok_or_else(|| format!("no grpc= address in {line:?}"))?;
-        let url = format!("http://{grpc}");
+        let addr = |key: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(key))
+                .map(str::to_string)
+                .ok_or_else(|| format!("no {key} address in {line:?}"))
+        };
+        let url = format!("http://{}", addr("grpc=")?);
+        let http = addr("http=")?;
         let client = connect(&url).await?;
         Ok(Daemon {
             _child: self.child,
+            state_dir: self.state_dir,
             pid: self.pid,
             url,
+            http,
             client,
         })
     }
@@ -148,11 +179,16 @@ impl Launched {
 
 /// A running, connected stressd.
 pub struct Daemon {
+    // Declared before `state_dir`: the process is killed before its directory is removed.
     _child: ChildGuard,
+    /// Its `--state-dir` (None: history in memory only).
+    pub state_dir: Option<tempfile::TempDir>,
     /// Process id.
     pub pid: u32,
     /// `http://127.0.0.1:PORT` of its gRPC server.
     pub url: String,
+    /// `127.0.0.1:PORT` of its HTTP port (`/health`, `/metrics`).
+    pub http: String,
     /// Shared client (one HTTP/2 connection).
     pub client: Client,
 }
@@ -167,9 +203,65 @@ pub async fn connect(url: &str) -> Res<Client> {
     Ok(StressServiceClient::new(channel))
 }
 
-/// Spawns stressd on an ephemeral port and waits until it is connected.
+/// Spawns stressd on ephemeral ports with its history on (`--state-dir` in a fresh temporary
+/// directory, as deployed) and waits until it is connected.
 pub async fn spawn(stressd: &Path) -> Res<Daemon> {
-    launch(stressd, "127.0.0.1:0")?.ready().await
+    spawn_with(stressd, History::On).await
+}
+
+/// Spawns stressd on ephemeral ports, with or without `--state-dir`, and waits until it is
+/// connected.
+pub async fn spawn_with(stressd: &Path, history: History) -> Res<Daemon> {
+    launch(stressd, "127.0.0.1:0", history)?.ready().await
+}
+
+/// Asks Status where `d` keeps its run history and fails unless it is where `want` says
+/// (with `--state-dir`, stressd falls back to memory-only history when the directory fails).
+pub async fn check_history(d: &mut Daemon, want: History) -> Res<pb::HistoryStatus> {
+    let h = status(&mut d.client).await?.history.unwrap_or_default();
+    let mode = pb::HistoryMode::try_from(h.mode).unwrap_or(pb::HistoryMode::Unspecified);
+    let expected = match want {
+        History::On => pb::HistoryMode::Durable,
+        History::Off => pb::HistoryMode::Memory,
+    };
+    if mode != expected {
+        return Err(format!(
+            "stressd pid {} keeps its history {mode:?} ({}), expected {expected:?}",
+            d.pid, h.reason
+        )
+        .into());
+    }
+    Ok(h)
+}
+
+/// Filesystem type of the mount holding `path` (longest mount-point prefix in
+/// `/proc/self/mountinfo`), e.g. "ext4" or "tmpfs".
+pub fn fs_type_of(path: &Path) -> Option<String> {
+    let path = path.canonicalize().ok()?;
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines()
+        .filter_map(|l| {
+            let fields: Vec<&str> = l.split(' ').collect();
+            let mount = *fields.get(4)?;
+            let sep = fields.iter().position(|f| *f == "-")?;
+            let fstype = *fields.get(sep + 1)?;
+            path.starts_with(mount)
+                .then(|| (mount.len(), fstype.to_string()))
+        })
+        .max_by_key(|(len, _)| *len)
+        .map(|(_, t)| t)
+}
+
+/// Total size of the regular files directly in `dir`, bytes (the history database and its
+/// journal).
+pub fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .filter_map(|e| e.ok()?.metadata().ok())
+            .filter(std::fs::Metadata::is_file)
+            .map(|m| m.len())
+            .sum()
+    })
 }
 
 fn page_size() -> u64 {

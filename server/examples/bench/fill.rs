@@ -26,6 +26,8 @@ pub struct FillRun {
     pub target: u64,
     /// RSS just before Start.
     pub rss_before: u64,
+    /// When Start was sent (the clock `own_secs` starts from).
+    pub started: Instant,
     /// Start sent → RSS within a page of the target, from our own 1 ms samples.
     pub own_secs: f64,
     /// Whether RSS reached target − 1 page (false: `own_secs` is the time to the plateau).
@@ -52,7 +54,8 @@ impl FillRun {
         self.target as f64 / MIB as f64 / self.own_secs
     }
 
-    fn json(&self) -> serde_json::Value {
+    /// Per-run details for the JSON.
+    pub fn json(&self) -> serde_json::Value {
         json!({
             "target_mib": self.target / MIB,
             "rss_before_mib": self.rss_before as f64 / MIB as f64,
@@ -106,6 +109,7 @@ pub async fn fill_once(d: &mut Daemon, req: pb::StartRequest, target: u64) -> Re
     Ok(FillRun {
         target,
         rss_before,
+        started: t0,
         own_secs,
         reached,
         status_ttt_ms: st.time_to_target_ms,
@@ -116,6 +120,16 @@ pub async fn fill_once(d: &mut Daemon, req: pb::StartRequest, target: u64) -> Re
         nodes: st.nodes,
         status_fill_rate: st.fill_rate_mb_per_second,
     })
+}
+
+/// One unmeasured fill of `mb` MiB and its Clear. Row groups that compare variants start with
+/// it, so their first measured fill does not alone pay for memory the hypervisor took back
+/// while the machine was idle (see BENCHMARKS.md, free page reporting).
+pub async fn warm_up(d: &mut Daemon, mb: u64) -> Res<()> {
+    daemon::start(&mut d.client, daemon::start_request(mb, 100)).await?;
+    daemon::wait_searching(&mut d.client, Duration::from_secs(120)).await?;
+    daemon::clear(&mut d.client).await?;
+    Ok(())
 }
 
 /// What a Clear and the release after it measured.
