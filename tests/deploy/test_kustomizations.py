@@ -1,23 +1,24 @@
 """The kustomize layout: paths, what each kustomization renders, and how overlays differ."""
 
 import copy
+import re
 
 import pytest
+import yaml
 
 import deploy_helpers as h
-import kustomize_lite
-import manifest_inventory
+import manifest_inventory as inv
 
 
 def test_expected_kustomizations_and_nothing_else():
-    found = [str(d.relative_to(h.REPO)) for d in manifest_inventory.kustomization_dirs()]
+    found = [str(d.relative_to(h.REPO)) for d in inv.kustomization_dirs()]
     assert sorted(found) == sorted(h.KUSTOMIZATIONS)
 
 
 @pytest.mark.parametrize("rel", h.KUSTOMIZATIONS)
 def test_referenced_paths_exist(rel):
     d = h.REPO / rel
-    k = kustomize_lite.load_kustomization(d)
+    k = inv.load_kustomization(d)
     for entry in k.get("resources") or []:
         assert (d / entry).exists(), f"{rel}: resource {entry} missing"
     for entry in k.get("components") or []:
@@ -29,19 +30,19 @@ def test_referenced_paths_exist(rel):
 
 def test_every_yaml_file_is_used():
     """No stray YAML under k8s/: each file is a kustomization, a resource or a patch of one."""
-    used = set(manifest_inventory.patch_files())
-    for d in manifest_inventory.kustomization_dirs():
-        used.add(kustomize_lite.find_kustomization(d).resolve())
-        for entry in kustomize_lite.load_kustomization(d).get("resources") or []:
+    used = set(inv.patch_files())
+    for d in inv.kustomization_dirs():
+        used.add(inv.find_kustomization(d).resolve())
+        for entry in inv.load_kustomization(d).get("resources") or []:
             p = (d / entry).resolve()
             if p.is_file():
                 used.add(p)
-    stray = [p for p in manifest_inventory.yaml_files() if p.resolve() not in used]
+    stray = [p for p in inv.yaml_files() if p.resolve() not in used]
     assert stray == []
 
 
 def test_inventory_sorts_every_file():
-    groups = manifest_inventory.classify()
+    groups = inv.classify()
     names = {k: sorted(p.relative_to(h.REPO).as_posix() for p in v) for k, v in groups.items()}
     assert names["manifest"] == [
         "k8s/base/deployment.yaml", "k8s/base/namespace.yaml", "k8s/base/service-headless.yaml",
@@ -53,6 +54,44 @@ def test_inventory_sorts_every_file():
         "k8s/overlays/microk8s/pull-always.yaml",
     ]
     assert len(names["kustomization"]) == len(h.KUSTOMIZATIONS)
+
+
+OVERLAYS = [rel for rel in h.KUSTOMIZATIONS if rel.startswith("k8s/overlays/")]
+
+
+def _selected(resources: list[dict], target: dict) -> list[dict]:
+    """The resources a kustomize patch `target` selects (each field an anchored regex)."""
+    out = []
+    for res in resources:
+        group, _, version = res["apiVersion"].rpartition("/")
+        fields = {"group": group, "version": version, "kind": res["kind"],
+                  "name": res["metadata"]["name"], "namespace": res["metadata"].get("namespace", "")}
+        if all(re.fullmatch(str(pattern), fields[key]) for key, pattern in target.items()):
+            out.append(res)
+    return out
+
+
+@pytest.mark.parametrize("rel", OVERLAYS)
+def test_overlay_patches_name_what_the_base_has(base, rel):
+    """`kubectl kustomize` applies a `target:` patch that selects nothing as a silent no-op,
+    and a strategic-merge patch adds a container it finds under no such name: neither is an
+    error there, so every overlay patch is held against the base here."""
+    k = inv.load_kustomization(h.REPO / rel)
+    assert k["resources"] == ["../../base"]
+    assert k.get("patches"), f"{rel}: no patches"
+    for entry in k["patches"]:
+        text = entry.get("patch") or (h.REPO / rel / entry["path"]).read_text(encoding="utf-8")
+        body = yaml.safe_load(text)
+        if "target" in entry:
+            assert len(_selected(base, entry["target"])) == 1, entry
+            continue
+        found = [r for r in base if (r["apiVersion"], r["kind"], r["metadata"]["name"]) ==
+                 (body["apiVersion"], body["kind"], body["metadata"]["name"])]
+        assert len(found) == 1, entry
+        patched = (((body.get("spec") or {}).get("template") or {}).get("spec") or {})
+        names = {c["name"] for c in patched.get("containers") or []}
+        if names:
+            assert names <= {c["name"] for c in h.template(found[0])["spec"]["containers"]}
 
 
 def test_top_level_is_the_base(rendered):
@@ -127,13 +166,13 @@ def test_microk8s_overlay(rendered, base):
 
 
 def test_image_tag_is_set_by_kustomize_images():
-    raw = kustomize_lite._load_yaml_docs(h.K8S / "base" / "deployment.yaml")[0]
+    raw = inv.load_yaml_docs(h.K8S / "base" / "deployment.yaml")[0]
     image = raw["spec"]["template"]["spec"]["containers"][0]["image"]
     # The raw manifest names the image without a tag; `images:` supplies it.
     assert image == h.IMAGE
-    images = kustomize_lite.load_kustomization(h.K8S / "base")["images"]
+    images = inv.load_kustomization(h.K8S / "base")["images"]
     assert images == [{"name": h.IMAGE, "newTag": "latest"}]
-    mk = kustomize_lite.load_kustomization(h.K8S / "overlays" / "microk8s")["images"]
+    mk = inv.load_kustomization(h.K8S / "overlays" / "microk8s")["images"]
     assert [i["name"] for i in mk] == [h.IMAGE]
     assert mk[0]["newName"].startswith("localhost:32000/")
 
