@@ -13,6 +13,32 @@ use tonic::transport::Channel;
 
 pub const MIB: u64 = 1 << 20;
 
+/// Reports a test that cannot run here (it needs root or a kernel feature) and returns, so
+/// the caller can `return`: prints `SKIPPED: <reason>; run: <command>` and appends it to
+/// `$MEMSTRESS_SKIP_LOG` for the summary of scripts/test.sh. Under `CI=true` nothing may
+/// skip: it panics with the same words instead.
+pub fn skip(test: &str, reason: &str, command: &str) {
+    let line = format!("SKIPPED: {test}: {reason}; run: {command}");
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{line} (CI=true: tests never skip in CI)"
+    );
+    println!("{line}");
+    eprintln!("{line}");
+    if let Ok(path) = std::env::var("MEMSTRESS_SKIP_LOG") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(path) {
+            let _ = writeln!(f, "{test}: {reason}; run: {command}");
+        }
+    }
+}
+
+/// True when this process runs as root.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
 /// Path of a workspace binary: stressd is ours; stressctl is built beside it by the
 /// workspace build that the test command runs first.
 pub fn bin(name: &str) -> PathBuf {
