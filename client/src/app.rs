@@ -15,7 +15,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 use crate::cli::{Cli, Command, HealthArgs, HistoryArgs, LogsArgs, OutputFormat, StartArgs};
-use crate::error::CliError;
+use crate::error::{self, CliError, HttpAnswer};
 use crate::follow::{self, FollowAction, RunEnd};
 use crate::paging::Pager;
 use crate::{human, json, text};
@@ -65,6 +65,47 @@ fn is_deadline(status: &tonic::Status) -> bool {
         tonic::Code::Cancelled => status.message() == "Timeout expired",
         _ => false,
     }
+}
+
+/// Longest the HTTP/1 probe may take, on top of a call that already failed.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Whether `addr` (an `http://HOST:PORT` address) answers a plain `GET / HTTP/1.1` with an
+/// HTTP/1.x status line. Asked only after the HTTP/2 connection failed on its first answer:
+/// an HTTP/1-only server closes it or answers with something that is not HTTP/2. A gRPC server
+/// never answers this with an HTTP/1 status line, so a yes means the address is not gRPC.
+async fn answers_http1(addr: &str, timeout: Duration) -> bool {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let Ok(uri) = addr.parse::<tonic::transport::Uri>() else {
+        return false;
+    };
+    let Some(authority) = uri.authority().map(|a| a.as_str().to_owned()) else {
+        return false;
+    };
+    let probe = async {
+        let mut stream = tokio::net::TcpStream::connect(authority.as_str())
+            .await
+            .ok()?;
+        let request = format!(
+            "GET / HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: stressctl\r\nConnection: close\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut reply = [0u8; 8];
+        let mut len = 0;
+        while len < reply.len() {
+            match stream.read(&mut reply[len..]).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => len += n,
+            }
+        }
+        Some(error::looks_like_http1(&reply[..len]))
+    };
+    tokio::time::timeout(timeout.min(PROBE_TIMEOUT), probe)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
 }
 
 /// A future that completes on Ctrl-C. The handler is installed now, not on first poll, so a
@@ -157,9 +198,26 @@ impl Ctx {
             Err(_) => Err(timed_out()),
             // The server enforcing our grpc-timeout can beat the local timer; same failure.
             Ok(Err(status)) if is_deadline(&status) => Err(timed_out()),
-            Ok(Err(status)) => Err(CliError::status(&self.addr, self.timeout, status)),
+            Ok(Err(status)) => Err(self
+                .diagnose(CliError::status(&self.addr, self.timeout, status))
+                .await),
             Ok(Ok(resp)) => Ok(resp.into_inner()),
         }
+    }
+
+    /// A connection that broke on its answer may have met an HTTP/1 server (which does not
+    /// speak HTTP/2 at all, so tonic sees a closed connection or a frame error): probe for one
+    /// and report it as such. Every other failure is returned unchanged.
+    async fn diagnose(&self, err: CliError) -> CliError {
+        if matches!(err, CliError::Transport { .. })
+            && answers_http1(&self.addr, self.timeout).await
+        {
+            return CliError::NotGrpc {
+                addr: self.addr.clone(),
+                answer: HttpAnswer::Http1,
+            };
+        }
+        err
     }
 
     /// Prints a result in the chosen format.
@@ -244,6 +302,8 @@ impl Ctx {
                         self.addr
                     )));
                 }
+                // Not a stream that ended early: there was never a gRPC stream.
+                Err(StreamStop::Failed(e @ CliError::NotGrpc { .. })) => return Err(e),
                 Err(StreamStop::Failed(e)) => {
                     return Err(CliError::StreamEnded(format!(
                         "log stream broke before run {run_id} finished: {e}"
@@ -310,6 +370,8 @@ impl Ctx {
                     )));
                 }
                 Err(StreamStop::Failed(e)) if !args.follow => return Err(e),
+                // Not a stream that ended early: there was never a gRPC stream.
+                Err(StreamStop::Failed(e @ CliError::NotGrpc { .. })) => return Err(e),
                 Err(StreamStop::Failed(e)) => {
                     return Err(CliError::StreamEnded(format!("log stream broke: {e}")));
                 }
@@ -379,5 +441,55 @@ impl Ctx {
         } else {
             Err(CliError::NotServing(not_serving.join(", ")))
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    /// The probe says yes to an HTTP/1 server only: not to a gRPC server (no false "not gRPC"
+    /// after a real server's connection broke), nor to a closed port or a silent one.
+    #[tokio::test]
+    async fn http1_probe() {
+        let t = Duration::from_secs(5);
+
+        let http1 = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let http1_addr = format!("http://{}", http1.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut s, _) = http1.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).await;
+            let _ = s.write_all(b"HTTP/1.1 404 Not Found\r\n\r\n").await;
+        });
+        assert!(answers_http1(&http1_addr, t).await);
+
+        let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let grpc_addr = format!("http://{}", grpc.local_addr().unwrap());
+        let (_reporter, health) = tonic_health::server::health_reporter();
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(health)
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(grpc)),
+        );
+        assert!(!answers_http1(&grpc_addr, t).await);
+
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("http://{}", l.local_addr().unwrap())
+        };
+        assert!(!answers_http1(&closed, t).await);
+
+        // Accepts but never answers: the probe gives up after its own timeout.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let silent_addr = format!("http://{}", silent.local_addr().unwrap());
+        let started = std::time::Instant::now();
+        assert!(!answers_http1(&silent_addr, Duration::from_millis(200)).await);
+        assert!(started.elapsed() < Duration::from_secs(2));
+        drop(silent);
+
+        assert!(!answers_http1("not a uri", t).await);
     }
 }

@@ -19,17 +19,28 @@ pub const DEFAULT_HEALTH_SERVICES: [&str; 2] = ["", "memstress.v1.StressService"
 
 /// Command-line client of stressd, the memstress memory stress-test service.
 ///
-/// Exit codes: 0 success; 1 stressd answered with an error (or the followed run failed, or
-/// health is not SERVING); 2 stressd could not be reached, the connection broke or a call timed
-/// out (also usage errors); 3 the log stream ended before the followed run did (server shutting
-/// down); 130 interrupted with Ctrl-C while following.
+/// Exit codes:
+///   0    success (also when a reader such as `| head` closes stdout early)
+///   1    stressd refused the request (its message is printed with the gRPC code, e.g.
+///        "[INVALID_ARGUMENT]"), the followed run failed, or health is not SERVING; also
+///        output that cannot be written
+///   2    stressd is not reachable: the connection was refused or failed, the connection
+///        broke, a call timed out, or the address is not a gRPC server (e.g. stressd's HTTP
+///        port); also usage errors
+///   3    a followed log stream ended or broke before the run did (`logs --follow`: at
+///        all), usually because the server is shutting down
+///   130  interrupted with Ctrl-C while following
+///
+/// stressd serves gRPC on port 50051 (NodePort 30051); its HTTP port 8080 (NodePort 30080)
+/// is for probes and metrics, not for stressctl.
 ///
 /// With `--output json` every result is one JSON document on one line (log streams: one
 /// document per entry). Enums are their proto names (e.g. "STATE_SEARCHING", "SCOPE_PROCESS",
-/// "BASIS_SOURCE_CGROUP_V2", "SEARCH_TREE_PROGRESS", "OUTCOME_OOM_KILLED", "SERVING"), numbers are raw (bytes as
-/// integers, times as Unix milliseconds), and optional fields the server left unset are null.
+/// "BASIS_SOURCE_CGROUP_V2", "SEARCH_TREE_PROGRESS", "OUTCOME_OOM_KILLED", "SERVING"),
+/// numbers are raw (bytes as integers, times as Unix milliseconds), and optional fields the
+/// server left unset are null.
 #[derive(Debug, Parser)]
-#[command(name = "stressctl", version)]
+#[command(name = "stressctl", version, verbatim_doc_comment)]
 pub struct Cli {
     /// Options accepted by every command.
     #[command(flatten)]
@@ -411,6 +422,47 @@ mod tests {
     #[test]
     fn clap_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// `--help` lists every exit code error.rs uses, each once, in order.
+    #[test]
+    fn help_documents_every_exit_code() {
+        use crate::error::{EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_STREAM_ENDED, EXIT_UNREACHABLE};
+        let help = Cli::command().render_long_help().to_string();
+        let listed: Vec<u8> = help
+            .lines()
+            .skip_while(|l| *l != "Exit codes:")
+            .skip(1)
+            .take_while(|l| !l.is_empty())
+            .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                0,
+                EXIT_FAILURE,
+                EXIT_UNREACHABLE,
+                EXIT_STREAM_ENDED,
+                EXIT_INTERRUPTED
+            ],
+            "{help}"
+        );
+        for words in [
+            "refused",
+            "followed run failed",
+            "not SERVING",
+            "not reachable",
+            "timed out",
+            "not a gRPC server",
+            "usage errors",
+            "ended or broke before the run did",
+            "Ctrl-C",
+        ] {
+            assert!(help.contains(words), "{words:?} missing from:\n{help}");
+        }
+        // The short help stays short.
+        let short = Cli::command().render_help().to_string();
+        assert!(!short.contains("Exit codes:"), "{short}");
     }
 
     #[test]

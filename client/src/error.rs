@@ -1,7 +1,10 @@
 //! Failures of a command and the exit code each maps to.
 //!
 //! The split that matters to scripts: the server answered with an error (exit 1) versus the
-//! server could not be reached or stopped answering (exit 2).
+//! server could not be reached, stopped answering, or is not a gRPC server at all (exit 2).
+//!
+//! The decisions are pure functions of what tonic reports ([`CliError::status`],
+//! [`http_answer`], [`looks_like_http1`], [`refusal`]) so they are unit-tested without a server.
 
 use std::error::Error as StdError;
 use std::io;
@@ -12,8 +15,9 @@ use crate::human;
 /// Exit code: stressd answered with an error status, the followed run failed, or a health check
 /// was not SERVING.
 pub const EXIT_FAILURE: u8 = 1;
-/// Exit code: stressd could not be reached, the connection broke, or a call timed out. (clap
-/// also uses 2 for usage errors.)
+/// Exit code: stressd could not be reached, the connection broke, a call timed out, or the
+/// address answered but not as a gRPC server (e.g. stressd's HTTP port). (clap also uses 2 for
+/// usage errors.)
 pub const EXIT_UNREACHABLE: u8 = 2;
 /// Exit code: the log stream ended while following (server shutting down) before the run ended.
 pub const EXIT_STREAM_ENDED: u8 = 3;
@@ -49,8 +53,17 @@ pub enum CliError {
         /// The `--timeout` in effect.
         timeout: Duration,
     },
-    /// stressd answered with a non-OK status; its message is printed verbatim.
-    #[error("{}: {}", .0.code().description(), .0.message())]
+    /// The address answered, but as a plain HTTP server, not gRPC: typically stressd's own HTTP
+    /// port (8080, NodePort 30080) given instead of its gRPC port.
+    #[error("{}", not_grpc_message(addr, *answer))]
+    NotGrpc {
+        /// The normalised address.
+        addr: String,
+        /// What answered.
+        answer: HttpAnswer,
+    },
+    /// stressd answered with a non-OK status; its own message is printed, then the code.
+    #[error("{}", refusal(.0))]
     Rpc(tonic::Status),
     /// The followed run ended with STRESS_TEST_ERROR.
     #[error("run {run_id} failed: {message}")]
@@ -80,7 +93,8 @@ impl CliError {
         match self {
             CliError::Unreachable { .. }
             | CliError::Transport { .. }
-            | CliError::Timeout { .. } => EXIT_UNREACHABLE,
+            | CliError::Timeout { .. }
+            | CliError::NotGrpc { .. } => EXIT_UNREACHABLE,
             CliError::Rpc(_) | CliError::RunFailed { .. } | CliError::NotServing(_) => EXIT_FAILURE,
             CliError::StreamEnded(_) => EXIT_STREAM_ENDED,
             CliError::Interrupted => EXIT_INTERRUPTED,
@@ -108,11 +122,18 @@ impl CliError {
     }
 
     /// Classifies a non-OK status from a call: statuses tonic made from a local transport
-    /// failure (they carry a source error) become connection errors, the rest are stressd's
-    /// answer.
+    /// failure (they carry a source error) become connection errors, statuses tonic inferred
+    /// from an HTTP response without gRPC in it become [`CliError::NotGrpc`], the rest are
+    /// stressd's answer.
     pub fn status(addr: &str, timeout: Duration, status: tonic::Status) -> Self {
         let Some(source) = status.source() else {
-            return CliError::Rpc(status);
+            return match http_answer(&status) {
+                Some(code) => CliError::NotGrpc {
+                    addr: addr.to_owned(),
+                    answer: HttpAnswer::Http(code),
+                },
+                None => CliError::Rpc(status),
+            };
         };
         let reason = reason(source, timeout);
         if has_connect_error(source) {
@@ -126,6 +147,141 @@ impl CliError {
                 reason,
             }
         }
+    }
+}
+
+/// What answered at the address instead of a gRPC server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpAnswer {
+    /// An HTTP/2 response that carried no gRPC status, with its HTTP status code (stressd's
+    /// HTTP port answers 404 to a gRPC call).
+    Http(u16),
+    /// An HTTP/1.x server: the HTTP/2 connection failed and a plain `GET /` was answered.
+    Http1,
+}
+
+/// The text tonic 0.14 puts in the status it infers from an HTTP response without
+/// `grpc-status` (code Unimplemented for 404, Internal for 400, Unavailable for 429/502/503/504,
+/// Unknown for most others), followed by the HTTP status code.
+const MAPPED_FROM_HTTP: &str = "grpc-status header missing, mapped from HTTP status code ";
+/// The text tonic 0.14 ends an Internal status with when the response body is not gRPC framed
+/// (an HTML or text body), followed by the HTTP status ("404 Not Found").
+const NON_GRPC_BODY: &str = "while receiving response with status: ";
+/// tonic 0.14's Unknown status for an HTTP 200 that ended without `grpc-status`; also what a
+/// gRPC stream truncated by a proxy looks like, so it only counts with a non-gRPC content-type.
+const MISSING_TRAILER: &str = "protocol error: missing grpc-status trailer";
+
+/// The HTTP status code of a response that was not gRPC, if `status` is tonic's report of one;
+/// `None` for a status a gRPC server sent (or a local transport failure).
+///
+/// Decided from the status alone: no source error (tonic made it from a response, not from a
+/// broken connection), a response content-type (when tonic kept the headers) that is not
+/// `application/grpc`, and one of tonic's messages for a response without a gRPC status.
+pub fn http_answer(status: &tonic::Status) -> Option<u16> {
+    if status.source().is_some() {
+        return None;
+    }
+    let content_type = status
+        .metadata()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok());
+    if content_type.is_some_and(|ct| ct.starts_with("application/grpc")) {
+        return None;
+    }
+    let msg = status.message();
+    if let Some(i) = msg.find(MAPPED_FROM_HTTP) {
+        return http_code(&msg[i + MAPPED_FROM_HTTP.len()..]);
+    }
+    if msg.starts_with("protocol error: ")
+        && let Some(i) = msg.find(NON_GRPC_BODY)
+    {
+        return http_code(&msg[i + NON_GRPC_BODY.len()..]);
+    }
+    if msg.starts_with(MISSING_TRAILER) && content_type.is_some() {
+        return Some(200);
+    }
+    None
+}
+
+/// The three-digit HTTP status code `s` starts with.
+fn http_code(s: &str) -> Option<u16> {
+    let digits = s.get(..3)?;
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok().filter(|c| (100..=599).contains(c))
+}
+
+/// Whether the first bytes answered to a plain `GET / HTTP/1.1` are an HTTP/1.x status line.
+pub fn looks_like_http1(reply: &[u8]) -> bool {
+    reply.starts_with(b"HTTP/1.")
+}
+
+/// stressd's HTTP port and its NodePort in the manifests.
+const HTTP_PORTS: [u16; 2] = [8080, 30080];
+
+/// The message for [`CliError::NotGrpc`], naming stressd's ports.
+pub fn not_grpc_message(addr: &str, answer: HttpAnswer) -> String {
+    let host_port = addr.strip_prefix("http://").unwrap_or(addr);
+    let what = match answer {
+        // 404 is what a web server says to a gRPC path; other statuses are worth showing.
+        HttpAnswer::Http(404) => "plain HTTP".to_owned(),
+        HttpAnswer::Http(code) => {
+            let reason = tonic::codegen::http::StatusCode::from_u16(code)
+                .ok()
+                .and_then(|c| c.canonical_reason());
+            match reason {
+                Some(reason) => format!("plain HTTP ({code} {reason})"),
+                None => format!("plain HTTP (status {code})"),
+            }
+        }
+        HttpAnswer::Http1 => "plain HTTP/1.x".to_owned(),
+    };
+    let port = host_port
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse::<u16>().ok());
+    let hint = if port.is_some_and(|p| HTTP_PORTS.contains(&p)) {
+        "this looks like stressd's HTTP port; the gRPC port is 50051 (NodePort 30051)"
+    } else {
+        "stressd serves gRPC on port 50051 (NodePort 30051), HTTP on 8080 (NodePort 30080)"
+    };
+    format!("{host_port} answered {what}, not gRPC: {hint}")
+}
+
+/// A refusal as printed after `error: `: stressd's own message, then the status code's proto
+/// name, e.g. `memory_mb = 5 is invalid: … [INVALID_ARGUMENT]`. A status without a message gets
+/// the code's description instead.
+pub fn refusal(status: &tonic::Status) -> String {
+    let msg = status.message().trim();
+    let msg = if msg.is_empty() {
+        status.code().description()
+    } else {
+        msg
+    };
+    format!("{msg} [{}]", code_name(status.code()))
+}
+
+/// The gRPC code's canonical name, as grpc-status documentation and other clients print it.
+pub fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code;
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
     }
 }
 
@@ -244,7 +400,7 @@ mod tests {
         );
         assert_eq!(
             e.to_string(),
-            "Client specified an invalid argument: memory_percent 120 is out of range 1..=95"
+            "memory_percent 120 is out of range 1..=95 [INVALID_ARGUMENT]"
         );
         assert_eq!(e.exit_code(), 1);
         let e = CliError::status(
@@ -263,7 +419,7 @@ mod tests {
         assert!(e.should_print());
         assert_eq!(
             e.to_string(),
-            "Some requested entity was not found: no run \"run-99\" in the history"
+            "no run \"run-99\" in the history [NOT_FOUND]"
         );
 
         // A status tonic built from a local connect failure is a reachability problem.
@@ -276,6 +432,200 @@ mod tests {
             "cannot reach stressd at http://x:1 (connection refused)"
         );
         assert_eq!(e.exit_code(), 2);
+    }
+
+    /// Every code's name, and the message first with tonic's generic description gone.
+    #[test]
+    fn refusal_formatting_for_each_code() {
+        use tonic::Code;
+        let cases = [
+            (Code::Ok, "OK"),
+            (Code::Cancelled, "CANCELLED"),
+            (Code::Unknown, "UNKNOWN"),
+            (Code::InvalidArgument, "INVALID_ARGUMENT"),
+            (Code::DeadlineExceeded, "DEADLINE_EXCEEDED"),
+            (Code::NotFound, "NOT_FOUND"),
+            (Code::AlreadyExists, "ALREADY_EXISTS"),
+            (Code::PermissionDenied, "PERMISSION_DENIED"),
+            (Code::ResourceExhausted, "RESOURCE_EXHAUSTED"),
+            (Code::FailedPrecondition, "FAILED_PRECONDITION"),
+            (Code::Aborted, "ABORTED"),
+            (Code::OutOfRange, "OUT_OF_RANGE"),
+            (Code::Unimplemented, "UNIMPLEMENTED"),
+            (Code::Internal, "INTERNAL"),
+            (Code::Unavailable, "UNAVAILABLE"),
+            (Code::DataLoss, "DATA_LOSS"),
+            (Code::Unauthenticated, "UNAUTHENTICATED"),
+        ];
+        for (code, name) in cases {
+            assert_eq!(code_name(code), name);
+            let status = tonic::Status::new(code, "stressd's own words");
+            assert_eq!(refusal(&status), format!("stressd's own words [{name}]"));
+            let e = CliError::status("http://x:1", T, tonic::Status::new(code, "why"));
+            assert_eq!(e.to_string(), format!("why [{name}]"));
+            assert!(!e.to_string().contains(code.description()), "{code:?}: {e}");
+            assert_eq!(e.exit_code(), 1, "{code:?}");
+        }
+        // The messages stressd sends, as printed after "error: ".
+        assert_eq!(
+            refusal(&tonic::Status::invalid_argument(
+                "memory_mb = 5 is invalid: below the smallest target (allowed: 10..=24105)"
+            )),
+            "memory_mb = 5 is invalid: below the smallest target (allowed: 10..=24105) [INVALID_ARGUMENT]"
+        );
+        assert_eq!(
+            refusal(&tonic::Status::failed_precondition(
+                "run run-3-abcdef is in progress; stop it first"
+            )),
+            "run run-3-abcdef is in progress; stop it first [FAILED_PRECONDITION]"
+        );
+        // No message: the code's description stands in.
+        assert_eq!(
+            refusal(&tonic::Status::new(Code::Unimplemented, "")),
+            "Operation is not implemented or not supported [UNIMPLEMENTED]"
+        );
+    }
+
+    /// A status with the given message and response headers, as tonic builds them.
+    fn answered(
+        code: tonic::Code,
+        msg: &str,
+        headers: &[(&'static str, &'static str)],
+    ) -> tonic::Status {
+        let mut map = tonic::codegen::http::HeaderMap::new();
+        for (k, v) in headers {
+            map.insert(*k, tonic::codegen::http::HeaderValue::from_static(v));
+        }
+        tonic::Status::with_metadata(code, msg, tonic::metadata::MetadataMap::from_headers(map))
+    }
+
+    #[test]
+    fn http_answers_are_recognised() {
+        use tonic::Code;
+        // What tonic 0.14 made of stressd's HTTP port (HTTP/2 404, no body).
+        let s = answered(
+            Code::Unimplemented,
+            "grpc-status header missing, mapped from HTTP status code 404",
+            &[("date", "Sat, 28 Nov 2026 13:55:50 GMT")],
+        );
+        assert_eq!(http_answer(&s), Some(404));
+        // The other mappings tonic applies keep the text; the code varies.
+        for (code, http) in [
+            (Code::Internal, 400),
+            (Code::Unauthenticated, 401),
+            (Code::PermissionDenied, 403),
+            (Code::Unavailable, 503),
+            (Code::Unknown, 405),
+        ] {
+            let msg = format!("grpc-status header missing, mapped from HTTP status code {http}");
+            assert_eq!(http_answer(&tonic::Status::new(code, msg)), Some(http));
+        }
+        // A response body that is not gRPC framed (an HTML 404 page, a text 503).
+        let html = answered(
+            Code::Internal,
+            "protocol error: received message with invalid compression flag: 60 (valid flags are 0 and 1) while receiving response with status: 404 Not Found",
+            &[("content-type", "text/html")],
+        );
+        assert_eq!(http_answer(&html), Some(404));
+        let text = tonic::Status::internal(
+            "protocol error: received message with invalid compression flag: 117 (valid flags are 0 and 1) while receiving response with status: 503 Service Unavailable",
+        );
+        assert_eq!(http_answer(&text), Some(503));
+        // A 200 without grpc-status counts only when the content-type shows it was not gRPC
+        // (a gRPC stream cut short by a proxy looks the same otherwise).
+        let trailer = "protocol error: missing grpc-status trailer, stream was terminated without a final status (possible truncation by a proxy or load balancer)";
+        assert_eq!(
+            http_answer(&answered(
+                Code::Unknown,
+                trailer,
+                &[("content-type", "text/html")]
+            )),
+            Some(200)
+        );
+        assert_eq!(http_answer(&tonic::Status::unknown(trailer)), None);
+        assert_eq!(
+            http_answer(&answered(
+                Code::Unknown,
+                trailer,
+                &[("content-type", "application/grpc")]
+            )),
+            None
+        );
+
+        // A gRPC server's own answers are not HTTP answers, whatever they say.
+        assert_eq!(http_answer(&tonic::Status::unimplemented("")), None);
+        assert_eq!(
+            http_answer(&tonic::Status::not_found(
+                "no run \"run-404\" in the history"
+            )),
+            None
+        );
+        let relayed = answered(
+            Code::Unimplemented,
+            "grpc-status header missing, mapped from HTTP status code 404",
+            &[("content-type", "application/grpc+proto")],
+        );
+        assert_eq!(http_answer(&relayed), None);
+        // A local transport failure carries a source: a connection problem, not an answer.
+        let local = tonic::Status::from_error(Box::new(tonic::ConnectError(Box::new(
+            io::Error::other("grpc-status header missing, mapped from HTTP status code 404"),
+        ))));
+        assert_eq!(http_answer(&local), None);
+        // Garbled numbers are not guessed at.
+        assert_eq!(
+            http_answer(&tonic::Status::unknown(
+                "grpc-status header missing, mapped from HTTP status code 99"
+            )),
+            None
+        );
+        assert_eq!(http_code("404 Not Found"), Some(404));
+        assert_eq!(http_code("4x4"), None);
+        assert_eq!(http_code("700"), None);
+        assert_eq!(http_code(""), None);
+    }
+
+    #[test]
+    fn not_grpc_messages_and_exit_2() {
+        let e = CliError::status(
+            "http://127.0.0.1:8080",
+            T,
+            tonic::Status::unimplemented(
+                "grpc-status header missing, mapped from HTTP status code 404",
+            ),
+        );
+        assert_eq!(
+            e.to_string(),
+            "127.0.0.1:8080 answered plain HTTP, not gRPC: this looks like stressd's HTTP port; the gRPC port is 50051 (NodePort 30051)"
+        );
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.should_print());
+        assert_eq!(
+            not_grpc_message("http://10.0.0.7:30080", HttpAnswer::Http(404)),
+            "10.0.0.7:30080 answered plain HTTP, not gRPC: this looks like stressd's HTTP port; the gRPC port is 50051 (NodePort 30051)"
+        );
+        assert_eq!(
+            not_grpc_message("http://web.example:9000", HttpAnswer::Http(503)),
+            "web.example:9000 answered plain HTTP (503 Service Unavailable), not gRPC: stressd serves gRPC on port 50051 (NodePort 30051), HTTP on 8080 (NodePort 30080)"
+        );
+        assert_eq!(
+            not_grpc_message("http://[::1]:8080", HttpAnswer::Http1),
+            "[::1]:8080 answered plain HTTP/1.x, not gRPC: this looks like stressd's HTTP port; the gRPC port is 50051 (NodePort 30051)"
+        );
+        assert_eq!(
+            not_grpc_message("http://x:1", HttpAnswer::Http(599)),
+            "x:1 answered plain HTTP (status 599), not gRPC: stressd serves gRPC on port 50051 (NodePort 30051), HTTP on 8080 (NodePort 30080)"
+        );
+        let e = CliError::NotGrpc {
+            addr: "http://x:8080".into(),
+            answer: HttpAnswer::Http1,
+        };
+        assert_eq!(e.exit_code(), 2);
+
+        assert!(looks_like_http1(b"HTTP/1.1 404 Not Found\r\n"));
+        assert!(looks_like_http1(b"HTTP/1.0 400 Bad Request\r\n"));
+        assert!(!looks_like_http1(b"\x00\x00\x12\x04\x00\x00\x00\x00\x00"));
+        assert!(!looks_like_http1(b"HTTP/2"));
+        assert!(!looks_like_http1(b""));
     }
 
     #[test]

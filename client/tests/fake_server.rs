@@ -374,24 +374,34 @@ async fn follow_stream_ending_early_exits_3() {
     );
 }
 
+/// A refusal prints stressd's own message and the code, without tonic's generic description.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_refusal_is_printed_verbatim_exit_1() {
-    let msg = "memory_mb 5 is out of range: must be 10 up to 4096 (the memory limit)";
-    let addr = serve(
-        Fake {
-            start_error: Some((tonic::Code::InvalidArgument, msg.into())),
-            ..Fake::default()
-        },
-        true,
-    )
-    .await;
-    let r = stressctl(&addr, &["start", "--memory-mb", "5"]).await;
-    assert_eq!(r.code, 1);
-    assert_eq!(
-        r.stderr,
-        format!("error: Client specified an invalid argument: {msg}\n")
-    );
-    assert_eq!(r.stdout, "");
+    for (code, msg, name) in [
+        (
+            tonic::Code::InvalidArgument,
+            "memory_mb = 5 is invalid: below the smallest target (allowed: 10..=4095)",
+            "INVALID_ARGUMENT",
+        ),
+        (
+            tonic::Code::FailedPrecondition,
+            "run run-1-abcdef is building; stop it first (Stop RPC or `stressctl stop`)",
+            "FAILED_PRECONDITION",
+        ),
+    ] {
+        let addr = serve(
+            Fake {
+                start_error: Some((code, msg.into())),
+                ..Fake::default()
+            },
+            true,
+        )
+        .await;
+        let r = stressctl(&addr, &["start", "--memory-mb", "5"]).await;
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        assert_eq!(r.stderr, format!("error: {msg} [{name}]\n"));
+        assert_eq!(r.stdout, "");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

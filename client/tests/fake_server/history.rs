@@ -304,7 +304,7 @@ async fn history_unknown_run_is_a_refusal_exit_1() {
         assert_eq!(r.stdout, "");
         assert_eq!(
             r.stderr,
-            "error: Some requested entity was not found: no run \"run-99-zzzzzz\" in the history (unknown or pruned)\n"
+            "error: no run \"run-99-zzzzzz\" in the history (unknown or pruned) [NOT_FOUND]\n"
         );
     }
     // A refused ListRuns is a refusal too (the fake refuses limits over 1000 like stressd; the
