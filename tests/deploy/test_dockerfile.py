@@ -12,6 +12,30 @@ STAGES = h.dockerfile_stages(TEXT)
 BUILD, RUNTIME = STAGES[0], STAGES[-1]
 
 
+def _global_args(text):
+    """The ARGs before the first FROM, as {name: default or None}."""
+    out = {}
+    for word, rest in h.dockerfile_instructions(text):
+        if word == "FROM":
+            break
+        assert word == "ARG", f"{word} before the first FROM"
+        name, eq, default = rest.partition("=")
+        out[name.strip()] = default.strip() if eq else None
+    return out
+
+
+GLOBAL_ARGS = _global_args(TEXT)
+
+
+def _image(stage):
+    """A stage's base image with the global ARG defaults put in (what a plain build uses)."""
+    def sub(m):
+        name = m.group(1) or m.group(2)
+        assert GLOBAL_ARGS.get(name), f"FROM uses ${name}, which has no global ARG default"
+        return GLOBAL_ARGS[name]
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", sub, stage["from"])
+
+
 def _args(stage, word):
     return [rest for w, rest in stage["instructions"] if w == word]
 
@@ -21,15 +45,28 @@ def test_two_stages():
     assert BUILD["name"] == "build"
 
 
+def test_base_images_are_build_args_with_the_shipped_defaults():
+    # Machines without registry access build the same file on local stand-ins
+    # (scripts/container-test.sh), passing --build-arg BUILD_IMAGE=... RUNTIME_IMAGE=...
+    assert list(GLOBAL_ARGS) == ["BUILD_IMAGE", "RUNTIME_IMAGE"]
+    assert BUILD["from"] == "${BUILD_IMAGE}"
+    assert RUNTIME["from"] == "${RUNTIME_IMAGE}"
+    # The runtime stage re-declares RUNTIME_IMAGE so its base.name label names the real base.
+    assert "RUNTIME_IMAGE" in _args(RUNTIME, "ARG")
+    labels = " ".join(_args(RUNTIME, "LABEL"))
+    assert 'org.opencontainers.image.base.name="${RUNTIME_IMAGE}"' in labels
+
+
 def test_build_stage_is_pinned_official_rust_on_bookworm():
-    m = re.fullmatch(r"rust:(\d+)\.(\d+)(?:\.(\d+))?-bookworm", BUILD["from"])
-    assert m, f"build stage FROM {BUILD['from']}: want rust:1.MINOR[.PATCH]-bookworm"
+    image = _image(BUILD)
+    m = re.fullmatch(r"rust:(\d+)\.(\d+)(?:\.(\d+))?-bookworm", image)
+    assert m, f"build stage FROM {image}: want rust:1.MINOR[.PATCH]-bookworm"
     assert (int(m.group(1)), int(m.group(2))) >= (1, 95)
 
 
 def test_runtime_stage_is_distroless_cc_debian12_nonroot():
     # Same Debian release (12, bookworm) as the build stage: glibc-linked binaries.
-    assert RUNTIME["from"] == "gcr.io/distroless/cc-debian12:nonroot"
+    assert _image(RUNTIME) == "gcr.io/distroless/cc-debian12:nonroot"
     assert RUNTIME["name"] is None
 
 
@@ -60,8 +97,18 @@ def test_runtime_gets_both_binaries_from_build():
     assert got == {
         "/usr/local/bin/stressd": "/src/target/release/stressd",
         "/usr/local/bin/stressctl": "/src/target/release/stressctl",
+        "/var/lib/memstress": "/out/state",
     }
     assert all("--from=build" in c for c in copies), "runtime copies from the build context"
+
+
+def test_state_dir_ships_owned_by_the_runtime_user_and_is_the_default():
+    # A named volume mounted there starts with this owner, so history is writable for 65532.
+    copies = [shlex.split(rest) for rest in _args(RUNTIME, "COPY")]
+    state = [c for c in copies if c[-1] == "/var/lib/memstress"]
+    assert len(state) == 1 and "--chown=65532:65532" in state[0], state
+    env = " ".join(_args(RUNTIME, "ENV"))
+    assert "STRESSD_STATE_DIR=/var/lib/memstress" in env, env
 
 
 def test_runtime_stage_runs_nothing():
@@ -111,7 +158,8 @@ def test_copy_sources_exist_and_are_not_dockerignored():
 @pytest.mark.parametrize("path", [
     "target/release/stressd", "server/target/x", ".git/config", ".venv/bin/python",
     "bench-results/run.json", "k8s/base/deployment.yaml", "tests/deploy/test_x.py",
-    "README.md",
+    "README.md", "server/tests/common/mod.rs", "server/examples/bench.rs", "client/tests/x.rs",
+    "tests/container/test_image.py",
 ])
 def test_dockerignore_excludes(path):
     assert h.dockerignored(path)
