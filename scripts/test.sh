@@ -40,11 +40,16 @@ run_stage() {
     fi
 }
 
-# count WORD: sum of "N WORD" over cargo's and pytest's result lines of every stage log.
+# count WORD: sum of "N WORD" over every stage log: each of cargo's "test result" lines, and
+# the last pytest summary line of a log (a stage runs pytest once; check-deploy.sh repeats
+# the line as its own last line).
 count() {
-    cat "$logdir"/*.log 2>/dev/null |
-        grep -E '^test result: |^=*.* in [0-9.]+s( \([0-9:]+\))? ?=*$|^[0-9]+ (passed|failed|skipped)' |
-        grep -oE "[0-9]+ $1" | awk '{n += $1} END {print n + 0}'
+    local log
+    for log in "$logdir"/*.log; do
+        grep -E '^test result: ' "$log"
+        grep -E '^=*.* in [0-9.]+s( \([0-9:]+\))? ?=*$|^[0-9]+ (passed|failed|skipped)' "$log" |
+            grep -v '^test result: ' | tail -n 1
+    done | grep -oE "[0-9]+ $1" | awk '{n += $1} END {print n + 0}'
 }
 
 run_stage build cargo build --workspace --bins --locked
