@@ -3,6 +3,9 @@
 //! history (paging, one run in full, NOT_FOUND).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod common;
+use common::stressctl;
+
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -216,32 +219,6 @@ async fn serve(fake: Fake, stress_serving: bool) -> String {
             .unwrap();
     });
     format!("127.0.0.1:{}", addr.port())
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-async fn stressctl(addr: &str, args: &[&str]) -> Run {
-    let out = tokio::time::timeout(
-        Duration::from_secs(30),
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_stressctl"))
-            .env_remove("STRESSCTL_ADDR")
-            .arg("--addr")
-            .arg(addr)
-            .args(args)
-            .output(),
-    )
-    .await
-    .expect("stressctl hung")
-    .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    }
 }
 
 fn entry(seq: u64, run: &str, op: Operation, msg: &str) -> LogEntry {

@@ -7,40 +7,16 @@
 //! its router speaks HTTP/2 too and answers a gRPC path with a bare 404).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod common;
+use common::stressctl;
+
 use std::convert::Infallible;
 use std::marker::PhantomData;
-use std::time::Duration;
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::body::Body;
 use tonic::codegen::{BoxFuture, Context, Poll, Service, http};
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-async fn stressctl(addr: &str, args: &[&str]) -> Run {
-    let out = tokio::time::timeout(
-        Duration::from_secs(30),
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_stressctl"))
-            .env_remove("STRESSCTL_ADDR")
-            .arg("--addr")
-            .arg(addr)
-            .args(args)
-            .output(),
-    )
-    .await
-    .expect("stressctl hung")
-    .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    }
-}
 
 /// The hint for a port that is not stressd's usual HTTP port (tests cannot count on 8080).
 const HINT: &str =
