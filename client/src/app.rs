@@ -10,6 +10,8 @@ use memstress_proto::v1::{
     WatchLogsRequest, stress_service_client::StressServiceClient,
 };
 use serde_json::Value;
+use std::path::Path;
+use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
@@ -22,7 +24,10 @@ use crate::{human, json, text};
 
 /// Runs one command to completion.
 pub async fn run(cli: Cli) -> Result<(), CliError> {
-    let ctx = Ctx::connect(&cli.global.addr, cli.global.timeout, cli.global.output).await?;
+    let token = std::env::var("STRESSCTL_TOKEN").ok();
+    let authorization = authorization(cli.global.token_file.as_deref(), token.as_deref())?;
+    let mut ctx = Ctx::connect(&cli.global.addr, cli.global.timeout, cli.global.output).await?;
+    ctx.authorization = authorization;
     match cli.command {
         Command::Start(args) => ctx.start(&args).await,
         Command::Stop => ctx.stop().await,
@@ -40,6 +45,40 @@ struct Ctx {
     timeout: Duration,
     output: OutputFormat,
     channel: Channel,
+    /// `Bearer <token>`, sent with every call when a token was given.
+    authorization: Option<MetadataValue<Ascii>>,
+}
+
+/// The `authorization` value from `--token-file` (which wins) or STRESSCTL_TOKEN: the token
+/// trimmed of surrounding whitespace, as stressd trims its token files. `None` without either.
+pub fn authorization(
+    token_file: Option<&Path>,
+    env_token: Option<&str>,
+) -> Result<Option<MetadataValue<Ascii>>, CliError> {
+    let (token, source) = match (token_file, env_token) {
+        (Some(path), _) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                CliError::Token(format!("cannot read --token-file {}: {e}", path.display()))
+            })?;
+            (text, format!("--token-file {}", path.display()))
+        }
+        (None, Some(token)) => (token.to_owned(), "STRESSCTL_TOKEN".to_owned()),
+        (None, None) => return Ok(None),
+    };
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(CliError::Token(format!(
+            "{source} is empty; it must hold the token"
+        )));
+    }
+    MetadataValue::try_from(format!("Bearer {token}"))
+        .map(Some)
+        .map_err(|_| {
+            CliError::Token(format!(
+                "{source}: the token holds characters a gRPC header cannot carry (allowed: \
+                 printable ASCII)"
+            ))
+        })
 }
 
 /// Writes `s` to stdout and flushes, so followed entries appear as they arrive.
@@ -169,6 +208,7 @@ impl Ctx {
             timeout,
             output,
             channel,
+            authorization: None,
         })
     }
 
@@ -176,10 +216,19 @@ impl Ctx {
         StressServiceClient::new(self.channel.clone())
     }
 
-    /// A unary request carrying the deadline, so the server can give up too.
+    /// A unary request carrying the deadline, so the server can give up too, and the token.
     fn request<T>(&self, msg: T) -> tonic::Request<T> {
-        let mut req = tonic::Request::new(msg);
+        let mut req = self.authorized(msg);
         req.set_timeout(self.timeout);
+        req
+    }
+
+    /// A request carrying the token, if one was given.
+    fn authorized<T>(&self, msg: T) -> tonic::Request<T> {
+        let mut req = tonic::Request::new(msg);
+        if let Some(value) = &self.authorization {
+            req.metadata_mut().insert("authorization", value.clone());
+        }
         req
     }
 
@@ -250,7 +299,7 @@ impl Ctx {
         follow: bool,
     ) -> Result<tonic::Streaming<LogEntry>, CliError> {
         let mut client = self.client();
-        let req = tonic::Request::new(WatchLogsRequest {
+        let req = self.authorized(WatchLogsRequest {
             from_sequence,
             follow,
         });
@@ -448,6 +497,31 @@ impl Ctx {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_come_from_the_file_first_then_the_environment() {
+        assert!(authorization(None, None).unwrap().is_none());
+        let from_env = authorization(None, Some(" s3cret\n")).unwrap().unwrap();
+        assert_eq!(from_env.to_str().unwrap(), "Bearer s3cret");
+        let dir = std::env::temp_dir().join(format!("stressctl-token-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("token");
+        std::fs::write(&file, "fr0m-file\n").unwrap();
+        let v = authorization(Some(&file), Some("env")).unwrap().unwrap();
+        assert_eq!(v.to_str().unwrap(), "Bearer fr0m-file");
+        std::fs::write(&file, "\n").unwrap();
+        let err = authorization(Some(&file), None).unwrap_err();
+        assert!(err.to_string().contains("is empty"), "{err}");
+        assert_eq!(err.exit_code(), crate::error::EXIT_UNREACHABLE);
+        let err = authorization(Some(&dir.join("missing")), None).unwrap_err();
+        assert!(
+            err.to_string().contains("cannot read --token-file"),
+            "{err}"
+        );
+        let err = authorization(None, Some("bad\u{7f}token")).unwrap_err();
+        assert!(err.to_string().contains("STRESSCTL_TOKEN"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
     /// The probe says yes to an HTTP/1 server only: not to a gRPC server (no false "not gRPC"

@@ -22,11 +22,11 @@ pub const DEFAULT_HEALTH_SERVICES: [&str; 2] = ["", "memstress.v1.StressService"
 /// Exit codes:
 ///   0    success (also when a reader such as `| head` closes stdout early)
 ///   1    stressd refused the request (its message is printed with the gRPC code, e.g.
-///        "[INVALID_ARGUMENT]"), the followed run failed, or health is not SERVING; also
+///        "[INVALID_ARGUMENT]", or "[UNAUTHENTICATED]" without a valid token), the followed run failed, or health is not SERVING; also
 ///        output that cannot be written
 ///   2    stressd is not reachable: the connection was refused or failed, the connection
 ///        broke, a call timed out, or the address is not a gRPC server (e.g. stressd's HTTP
-///        port); also usage errors
+///        port); also usage errors (an unreadable or empty --token-file too)
 ///   3    a followed log stream ended or broke before the run did (`logs --follow`: at
 ///        all), usually because the server is shutting down
 ///   130  interrupted with Ctrl-C while following
@@ -89,6 +89,19 @@ pub struct GlobalArgs {
         value_name = "FORMAT"
     )]
     pub output: OutputFormat,
+
+    /// File holding the token of a stressd started with --auth-token-file: the admin token, or
+    /// the read token (status, logs, history only). Sent as "authorization: Bearer <token>".
+    /// Without it the token is taken from STRESSCTL_TOKEN (the token itself). There is no
+    /// --token option: a token on the command line is visible to everyone in `ps`.
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "STRESSCTL_TOKEN_FILE",
+        value_name = "PATH"
+    )]
+    pub token_file: Option<std::path::PathBuf>,
 }
 
 /// How results are printed.

@@ -17,7 +17,7 @@ use crate::human;
 pub const EXIT_FAILURE: u8 = 1;
 /// Exit code: stressd could not be reached, the connection broke, a call timed out, or the
 /// address answered but not as a gRPC server (e.g. stressd's HTTP port). (clap also uses 2 for
-/// usage errors.)
+/// usage errors, and so does an unusable --token-file / STRESSCTL_TOKEN.)
 pub const EXIT_UNREACHABLE: u8 = 2;
 /// Exit code: the log stream ended while following (server shutting down) before the run ended.
 pub const EXIT_STREAM_ENDED: u8 = 3;
@@ -82,6 +82,9 @@ pub enum CliError {
     /// Ctrl-C while following; the note was already printed.
     #[error("interrupted")]
     Interrupted,
+    /// The token (--token-file or STRESSCTL_TOKEN) cannot be used.
+    #[error("{0}")]
+    Token(String),
     /// stdout went away (e.g. `| head`); nothing more to say.
     #[error("cannot write output: {0}")]
     Output(#[from] io::Error),
@@ -94,7 +97,8 @@ impl CliError {
             CliError::Unreachable { .. }
             | CliError::Transport { .. }
             | CliError::Timeout { .. }
-            | CliError::NotGrpc { .. } => EXIT_UNREACHABLE,
+            | CliError::NotGrpc { .. }
+            | CliError::Token(_) => EXIT_UNREACHABLE,
             CliError::Rpc(_) | CliError::RunFailed { .. } | CliError::NotServing(_) => EXIT_FAILURE,
             CliError::StreamEnded(_) => EXIT_STREAM_ENDED,
             CliError::Interrupted => EXIT_INTERRUPTED,

@@ -1610,4 +1610,147 @@ mod tests {
             all_parsers(&s);
         }
     }
+
+    /// Property tests: every parser of an OS file takes arbitrary input without panicking,
+    /// and values formatted the way the kernel (or Kubernetes) writes them parse back.
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Text shaped like the files these parsers read, with the characters that matter.
+        fn soup() -> impl Strategy<Value = String> {
+            prop_oneof![
+                any::<String>(),
+                "[0-9 :/\\\\.=\n\t,+-]{0,120}",
+                "(some|full|max|avg10=|total=|memory|0::|Ki|Mi|Gi|e|E|\\\\040| |-|/|\n|[0-9]{1,25}){0,40}",
+            ]
+        }
+
+        /// Kernel mountinfo escaping of space, tab, newline and backslash.
+        fn escape(s: &str) -> String {
+            s.chars()
+                .map(|c| match c {
+                    ' ' => "\\040".to_string(),
+                    '\t' => "\\011".to_string(),
+                    '\n' => "\\012".to_string(),
+                    '\\' => "\\134".to_string(),
+                    c => c.to_string(),
+                })
+                .collect()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+            #[test]
+            fn parsers_never_panic(s in soup()) {
+                let _ = parse_proc_cgroup(&s);
+                for m in parse_mountinfo(&s) {
+                    let _ = relative_components(&m.root, &s);
+                    let _ = pick_mount(std::iter::once(&m), &s);
+                }
+                let _ = parse_psi(&s);
+                let _ = flat_value(&s, "oom_kill");
+                let _ = parse_u64(&s);
+                let _ = parse_limit_env(&s);
+                let _ = unescape_octal(&s);
+                let _ = parse_limit_value(&s, CgroupVersion::V1);
+                let _ = parse_limit_value(&s, CgroupVersion::V2);
+                let _ = relative_components(&s, "/a/b");
+                let _ = components(&s);
+            }
+
+            #[test]
+            fn limit_env_plain_bytes_round_trip(n in 1u64..) {
+                prop_assert_eq!(parse_limit_env(&n.to_string()), Some(n));
+                prop_assert_eq!(parse_limit_env(&format!(" +{n} ")), Some(n));
+            }
+
+            #[test]
+            fn limit_env_binary_suffixes_multiply_exactly(n in 1u64.., pick in 0usize..3) {
+                let (suffix, shift) = [("Ki", 10u32), ("Mi", 20), ("Gi", 30)][pick];
+                let want = (u128::from(n) << shift).try_into().ok();
+                prop_assert_eq!(parse_limit_env(&format!("{n}{suffix}")), want);
+                let small = n >> (shift + 1);
+                if small > 0 {
+                    prop_assert_eq!(parse_limit_env(&format!("{small}{suffix}")), Some(small << shift));
+                }
+            }
+
+            #[test]
+            fn limit_env_decimal_suffixes_multiply_exactly(n in 1u64..1_000_000_000, pick in 0usize..3) {
+                let (suffix, factor) = [("k", 1_000u64), ("M", 1_000_000), ("G", 1_000_000_000)][pick];
+                prop_assert_eq!(parse_limit_env(&format!("{n}{suffix}")), n.checked_mul(factor));
+            }
+
+            #[test]
+            fn limit_files_round_trip(n in any::<u64>()) {
+                let want = if n >= UNLIMITED_THRESHOLD { LimitRead::Unlimited } else { LimitRead::Limited(n) };
+                prop_assert_eq!(parse_limit_value(&format!("{n}\n"), CgroupVersion::V1), want);
+                prop_assert_eq!(parse_limit_value(&format!("{n}\n"), CgroupVersion::V2), want);
+                prop_assert_eq!(parse_u64(&format!("{n}\n")), Some(n));
+            }
+
+            #[test]
+            fn psi_round_trips(
+                some in (0u32..=10_000, any::<u64>()),
+                full in proptest::option::of((0u32..=10_000, any::<u64>())),
+            ) {
+                let line = |kind: &str, (avg, total): (u32, u64)| {
+                    let a = f64::from(avg) / 100.0;
+                    format!("{kind} avg10={a:.2} avg60={a:.2} avg300=0.00 total={total}\n")
+                };
+                let mut text = line("some", some);
+                if let Some(f) = full {
+                    text.push_str(&line("full", f));
+                }
+                let psi = parse_psi(&text).unwrap();
+                let (fa, ft) = full.unwrap_or((0, 0));
+                let close = |x: f64, hundredths: u32| (x - f64::from(hundredths) / 100.0).abs() < 1e-9;
+                prop_assert!(close(psi.some_avg10, some.0), "{psi:?}");
+                prop_assert!(close(psi.full_avg10, fa), "{psi:?}");
+                prop_assert_eq!(psi.some_total_us, some.1);
+                prop_assert_eq!(psi.full_total_us, ft);
+            }
+
+            #[test]
+            fn mountinfo_with_escapes_round_trips(
+                root in "(/[a-z \\t\\\\é]{0,8}){0,4}",
+                mountpoint in "(/[a-z \\t\\\\é]{1,8}){1,4}",
+                optional in "( shared:[0-9]{1,3}| master:[0-9]{1,3}){0,2}",
+                fstype in "cgroup2?|tmpfs",
+                superopts in "rw(,[a-z_]{1,8}){0,3}",
+            ) {
+                let root = if root.is_empty() { "/".to_string() } else { root };
+                let text = format!(
+                    "36 25 0:31 {} {} rw,nosuid{optional} - {fstype} cgroup {superopts}\n",
+                    escape(&root),
+                    escape(&mountpoint),
+                );
+                let mounts = parse_mountinfo(&text);
+                prop_assert_eq!(mounts, vec![Mount { root, mountpoint, fstype, superopts }]);
+            }
+
+            #[test]
+            fn proc_cgroup_round_trips(v2 in "/[a-z0-9_./:-]{0,40}", v1 in "/[a-z0-9_./:-]{0,40}") {
+                let text = format!("4:cpu,memory:{v1}\n0::{v2}\n");
+                prop_assert_eq!(
+                    parse_proc_cgroup(&text),
+                    ProcCgroup { v1_memory: Some(v1), v2: Some(v2) }
+                );
+            }
+
+            #[test]
+            fn flat_keyed_round_trips(values in proptest::collection::vec(any::<u64>(), 1..12), pick in any::<prop::sample::Index>()) {
+                let text: String = values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| format!("key_{i} {v}\n"))
+                    .collect();
+                let i = pick.index(values.len());
+                prop_assert_eq!(flat_value(&text, &format!("key_{i}")), Some(values[i]));
+                prop_assert_eq!(flat_value(&text, "key"), None);
+            }
+        }
+    }
 }

@@ -5,6 +5,7 @@
 //! atomics, so it answers in microseconds even during a full-speed build.
 
 use crate::arena::{self, ArenaError, HugePages, PAGE, PayloadArena};
+use crate::auth::Caller;
 use crate::cgroup::{CgroupProbe, MemoryBasis};
 use crate::checkpoint::{Checkpointer, Sources};
 use crate::error::EngineError;
@@ -117,6 +118,8 @@ pub struct RunShared {
     huge_page_bytes: AtomicU64,
     oom_kills_at_start: Option<u64>,
     last_error: Mutex<String>,
+    /// Audit suffix naming who stopped the run (empty when not stopped by a call).
+    stopped_by: Mutex<String>,
 }
 
 const UNSET: u64 = u64::MAX;
@@ -351,6 +354,8 @@ pub struct EngineConfig {
     pub cgroup: CgroupProbe,
     /// Host total memory, bytes (from sysinfo).
     pub host_total_bytes: u64,
+    /// `--allow-host-oom`: allow_oom runs even without any memory limit.
+    pub allow_host_oom: bool,
 }
 
 /// The stress engine: one run at a time, on its own OS thread.
@@ -362,6 +367,7 @@ pub struct Engine {
     procmem: ProcMem,
     cgroup: CgroupProbe,
     host_total_bytes: u64,
+    allow_host_oom: bool,
     thp_enabled_path: PathBuf,
     control: Mutex<Control>,
     current: Mutex<Option<Arc<RunShared>>>,
@@ -410,6 +416,7 @@ impl Engine {
                 .join("sys/kernel/mm/transparent_hugepage/enabled"),
             cgroup: config.cgroup,
             host_total_bytes: config.host_total_bytes,
+            allow_host_oom: config.allow_host_oom,
             control: Mutex::new(Control::default()),
             current: Mutex::new(None),
             shutting_down: AtomicBool::new(false),
@@ -474,8 +481,8 @@ impl Engine {
         self.control.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Starts a run (see the proto for the rules).
-    pub fn start(&self, spec: &StartSpec) -> Result<StartOutcome, EngineError> {
+    /// Starts a run (see the proto for the rules); its log entries name `caller`.
+    pub fn start(&self, spec: &StartSpec, caller: &Caller) -> Result<StartOutcome, EngineError> {
         let mut control = self.lock_control();
         if self.shutting_down.load(Ordering::Acquire) {
             return Err(EngineError::ShuttingDown);
@@ -491,9 +498,14 @@ impl Engine {
         }
         let basis = self.basis();
         let readable = self.cgroup.working_set_bytes().is_some();
-        let (params, target_bytes) = crate::params::validate(spec, &basis, readable)?;
+        let host = crate::params::HostGuard {
+            available_bytes: self.procmem.mem_available_bytes(),
+            allow_host_oom: self.allow_host_oom,
+        };
+        let (params, target_bytes) = crate::params::validate(spec, &basis, readable, &host)?;
 
-        let previous = self.release_locked(&mut control, "before the next run");
+        let audit = caller.audit();
+        let previous = self.release_locked(&mut control, "before the next run", &audit);
 
         let started_at_ms = now_unix_ms();
         let oom_kills_at_start = self.cgroup.oom_kills();
@@ -533,6 +545,7 @@ impl Engine {
             huge_page_bytes: AtomicU64::new(0),
             oom_kills_at_start,
             last_error: Mutex::new(String::new()),
+            stopped_by: Mutex::new(String::new()),
         });
         let ctx = WorkerCtx {
             shared: Arc::clone(&shared),
@@ -544,7 +557,7 @@ impl Engine {
             cgroup: self.cgroup.clone(),
             thp_enabled_path: self.thp_enabled_path.clone(),
         };
-        ctx.log_start();
+        ctx.log_start(&audit);
         let join = match std::thread::Builder::new()
             .name("stress-worker".into())
             .spawn(move || ctx.run())
@@ -581,13 +594,15 @@ impl Engine {
         })
     }
 
-    /// Stops a running run and waits until its worker has stopped allocating.
-    pub fn stop(&self) -> StopOutcome {
+    /// Stops a running run and waits until its worker has stopped allocating; the stop entry
+    /// names `caller`.
+    pub fn stop(&self, caller: &Caller) -> StopOutcome {
         let mut control = self.lock_control();
-        self.stop_locked(&mut control)
+        self.stop_locked(&mut control, Some(caller))
     }
 
-    fn stop_locked(&self, control: &mut Control) -> StopOutcome {
+    /// `by`: who asked (named in the STRESS_TEST_STOPPED entry); `None` for shutdown.
+    fn stop_locked(&self, control: &mut Control, by: Option<&Caller>) -> StopOutcome {
         let Some(worker) = control.worker.take() else {
             return StopOutcome {
                 state: self.state(),
@@ -598,6 +613,13 @@ impl Engine {
         };
         let was = worker.shared.state();
         let run_id = worker.shared.run_id.to_string();
+        if let Some(by) = by {
+            *worker
+                .shared
+                .stopped_by
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = by.audit();
+        }
         worker.shared.stop.store(true, Ordering::Release);
         worker.thread.unpark();
         let shared = Arc::clone(&worker.shared);
@@ -643,24 +665,25 @@ impl Engine {
         }
     }
 
-    /// Stops a running run, frees the tree and gives its pages back to the OS.
-    pub fn clear(&self) -> ClearOutcome {
+    /// Stops a running run, frees the tree and gives its pages back to the OS; the entries
+    /// name `caller`.
+    pub fn clear(&self, caller: &Caller) -> ClearOutcome {
         let mut control = self.lock_control();
         let stopped_running = control
             .worker
             .as_ref()
             .is_some_and(|w| w.shared.state().is_active());
         if stopped_running {
-            self.stop_locked(&mut control);
+            self.stop_locked(&mut control, Some(caller));
         }
-        let mut out = self.release_locked(&mut control, "on Clear");
+        let mut out = self.release_locked(&mut control, "on Clear", &caller.audit());
         out.stopped_running = stopped_running;
         out
     }
 
-    /// Frees whatever is held (joining a finished worker first). Logs MEMORY_CLEARED if
-    /// anything was freed.
-    fn release_locked(&self, control: &mut Control, why: &str) -> ClearOutcome {
+    /// Frees whatever is held (joining a finished worker first). Logs MEMORY_CLEARED, ending
+    /// with `audit` (who asked), if anything was freed.
+    fn release_locked(&self, control: &mut Control, why: &str, audit: &str) -> ClearOutcome {
         if let Some(worker) = control.worker.take() {
             // Not active (callers check), so this returns at once.
             self.join_into(control, worker);
@@ -685,7 +708,7 @@ impl Engine {
                 Operation::MemoryCleared,
                 &run_id,
                 format!(
-                    "freed {nodes_released} nodes and {:.1} MiB of payload {why} in {duration_ms} ms; RSS {:.1} -> {:.1} MiB",
+                    "freed {nodes_released} nodes and {:.1} MiB of payload {why} in {duration_ms} ms; RSS {:.1} -> {:.1} MiB{audit}",
                     mib(released_bytes),
                     mib(rss_before),
                     mib(rss_after)
@@ -706,7 +729,7 @@ impl Engine {
     /// checkpoint thread.
     pub fn shutdown(&self) -> StopOutcome {
         self.shutting_down.store(true, Ordering::Release);
-        let out = self.stop();
+        let out = self.stop_locked(&mut self.lock_control(), None);
         self.checkpointer.shutdown();
         out
     }
@@ -968,9 +991,9 @@ impl WorkerCtx {
         }
     }
 
-    /// Logs STRESS_TEST_START. Called by `Engine::start` before the worker exists, so the
-    /// entry is kept by the time the Start RPC returns.
-    fn log_start(&self) {
+    /// Logs STRESS_TEST_START, ending with `audit` (who started it). Called by `Engine::start`
+    /// before the worker exists, so the entry is kept by the time the Start RPC returns.
+    fn log_start(&self, audit: &str) {
         let s = &self.shared;
         let p = &s.params;
         let target_words = match p.target {
@@ -994,7 +1017,7 @@ impl WorkerCtx {
         self.log(
             Operation::StressTestStart,
             format!(
-                "target {target_words} = {} bytes ({scope}); memory limit {:.1} MiB from {}; hold {duration}; payload {} KiB; ramp {ramp}; search rate {}/s; keep_hot {}; huge_pages {}{}",
+                "target {target_words} = {} bytes ({scope}); memory limit {:.1} MiB from {}; hold {duration}; payload {} KiB; ramp {ramp}; search rate {}/s; keep_hot {}; huge_pages {}{}{audit}",
                 s.target_bytes,
                 mib(s.basis.limit_bytes),
                 s.basis.detail,
@@ -1069,8 +1092,9 @@ impl WorkerCtx {
                 self.finish(
                     Operation::StressTestStopped,
                     format!(
-                        "run stopped: {}; the tree stays in memory until Clear",
-                        summary(&w)
+                        "run stopped: {}; the tree stays in memory until Clear{}",
+                        summary(&w),
+                        s.stopped_by.lock().unwrap_or_else(PoisonError::into_inner)
                     ),
                     State::Stopped,
                     Outcome::Stopped,

@@ -30,9 +30,62 @@ pub enum EngineError {
     /// The server is shutting down and takes no new runs.
     #[error("stressd is shutting down")]
     ShuttingDown,
+    /// `--max-watchers` WatchLogs streams are already being served.
+    #[error(
+        "too many log watchers: {limit} WatchLogs streams are already open, the most this \
+         stressd serves (--max-watchers / STRESSD_MAX_WATCHERS = {limit})"
+    )]
+    TooManyWatchers {
+        /// The limit.
+        limit: usize,
+    },
     /// The run history refused or failed (unknown run, bad page request, storage).
     #[error(transparent)]
     History(#[from] crate::history::HistoryError),
+    /// Authentication is on and the call carries no valid token: says how to pass one.
+    #[error(
+        "{rpc} needs a token and the call has {reason}: send the metadata \
+         \"authorization: Bearer <token>\" (stressctl --token-file PATH or STRESSCTL_TOKEN; \
+         grpcurl -H 'authorization: Bearer <token>')"
+    )]
+    Unauthenticated {
+        /// The RPC called.
+        rpc: String,
+        /// What was wrong with the `authorization` metadata (e.g. "no credential").
+        reason: &'static str,
+    },
+    /// The read token was used for a mutating RPC.
+    #[error(
+        "{rpc} needs the admin token (--auth-token-file); the read token allows only Status, \
+         WatchLogs, ListRuns and GetRun"
+    )]
+    PermissionDenied {
+        /// The RPC called.
+        rpc: String,
+    },
+    /// A client made mutating calls faster than `--rate-limit` / `--rate-burst` allow.
+    #[error(
+        "rate limit: {per_second} mutating calls/s per client (burst {burst}); retry in \
+         {retry_after_ms} ms"
+    )]
+    RateLimited {
+        /// `--rate-limit`.
+        per_second: u32,
+        /// `--rate-burst`.
+        burst: u32,
+        /// How long until the client's next call is admitted.
+        retry_after_ms: u64,
+    },
+    /// A token file cannot be used at startup (unreadable, empty, or not header-safe).
+    #[error("{flag} {path}: {reason}")]
+    TokenFile {
+        /// The flag that named the file.
+        flag: &'static str,
+        /// The path given.
+        path: String,
+        /// Why it is refused.
+        reason: String,
+    },
 }
 
 impl EngineError {

@@ -5,6 +5,7 @@
 //! Transport: [`grpc`], [`http`], [`server`].
 
 pub mod arena;
+pub mod auth;
 pub mod cgroup;
 pub mod checkpoint;
 pub mod engine;
@@ -14,7 +15,9 @@ pub mod history;
 pub mod http;
 pub mod logs;
 pub mod metrics;
+pub mod net;
 pub mod params;
 pub mod procmem;
+pub mod ratelimit;
 pub mod server;
 pub mod tree;

@@ -4,7 +4,12 @@
 //! `broadcast::Sender::send` drops the oldest entries for a receiver that lags, which that
 //! receiver learns about as a count. So a slow watcher (or a slow stdout) never slows the
 //! workload or other watchers.
+//!
+//! A watcher replays the kept history through a cursor (a sequence number), a small page at a
+//! time under the lock, never a copy of the whole history: its memory does not depend on how
+//! much is kept. Watchers are counted (RAII) and limited (`--max-watchers`).
 
+use crate::error::EngineError;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -125,47 +130,125 @@ struct History {
     next_sequence: u64,
 }
 
+impl History {
+    /// Sequence number of the oldest kept entry (`next_sequence` when nothing is kept).
+    fn oldest(&self) -> u64 {
+        self.entries
+            .front()
+            .map_or(self.next_sequence, |e| e.sequence)
+    }
+}
+
 /// The log hub: history for replay, broadcast for live watchers.
 pub struct LogHub {
-    history: Mutex<History>,
+    history: Arc<Mutex<History>>,
     tx: broadcast::Sender<LogRecord>,
     capacity: usize,
-    /// Live stdout printer threads; their receivers are not watchers (see [`LogHub::watchers`]).
-    printers: Arc<AtomicUsize>,
+    /// WatchLogs streams being served (each holds a [`WatcherSlot`]).
+    watchers: Arc<AtomicUsize>,
+    /// Most concurrent watchers [`LogHub::try_subscribe`] admits.
+    max_watchers: usize,
 }
 
 impl std::fmt::Debug for LogHub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LogHub")
             .field("capacity", &self.capacity)
+            .field("max_watchers", &self.max_watchers)
             .finish()
     }
 }
 
-/// What a new watcher gets: kept entries to replay, how many it asked for that are gone, and
-/// a receiver positioned right after the replay (no gap, no duplicate).
+/// Entries a watcher reads from the kept history per page ([`Subscription::next_page`]).
+pub const PAGE_SIZE: usize = 64;
+
+/// Default for `--max-watchers`.
+pub const DEFAULT_MAX_WATCHERS: usize = 256;
+
+/// One watcher's place in the log: a cursor into the kept history (a sequence number, not a
+/// copy of the backlog, so a watcher costs the same whatever is kept) and, once it has caught
+/// up, a live receiver positioned right after the last entry it read (no gap, no duplicate).
+/// Holds one watcher slot for as long as it lives.
 pub struct Subscription {
-    /// Kept entries with sequence >= the requested one.
-    pub backlog: Vec<LogRecord>,
-    /// Entries the watcher asked for that are no longer kept.
-    pub missed_before: u64,
-    /// Live entries published after the backlog was taken.
-    pub live: broadcast::Receiver<LogRecord>,
+    history: Arc<Mutex<History>>,
+    tx: broadcast::Sender<LogRecord>,
+    /// Next sequence to read; 0 = the oldest kept entry, whatever it is.
+    next: u64,
+    _slot: WatcherSlot,
+}
+
+/// One page of a replay ([`Subscription::next_page`]).
+#[derive(Debug)]
+pub struct Page {
+    /// Entries the watcher asked for (or was due next) that are no longer kept.
+    pub missed: u64,
+    /// Up to [`PAGE_SIZE`] kept entries, in sequence order, continuing the previous page.
+    pub entries: Vec<LogRecord>,
+    /// True when these were the newest entries: nothing more is kept after them.
+    pub caught_up: bool,
+    /// With `follow` and `caught_up`: live entries published after this page.
+    pub live: Option<broadcast::Receiver<LogRecord>>,
+}
+
+impl Subscription {
+    /// Reads the next page under the history lock. Entries that fell out of the history
+    /// since the previous page are reported in [`Page::missed`]. When the page reaches the
+    /// newest entry and `follow` is set, the live receiver is taken under the same lock, so
+    /// the next entry published is the first it receives.
+    pub fn next_page(&mut self, follow: bool) -> Page {
+        let h = self.history.lock().unwrap_or_else(PoisonError::into_inner);
+        let oldest = h.oldest();
+        let mut missed = 0;
+        if self.next < oldest {
+            if self.next > 0 {
+                missed = oldest - self.next;
+            }
+            self.next = oldest;
+        }
+        let skip = usize::try_from(self.next - oldest).unwrap_or(usize::MAX);
+        let entries: Vec<LogRecord> = h
+            .entries
+            .iter()
+            .skip(skip)
+            .take(PAGE_SIZE)
+            .cloned()
+            .collect();
+        if let Some(last) = entries.last() {
+            self.next = last.sequence + 1;
+        }
+        let caught_up = self.next >= h.next_sequence;
+        let live = (follow && caught_up).then(|| self.tx.subscribe());
+        Page {
+            missed,
+            entries,
+            caught_up,
+            live,
+        }
+    }
 }
 
 impl LogHub {
-    /// A hub keeping `capacity` entries, with live receivers that may lag `channel` entries.
+    /// A hub keeping `capacity` entries, with live receivers that may lag `channel` entries,
+    /// admitting [`DEFAULT_MAX_WATCHERS`] watchers through [`Self::try_subscribe`].
     pub fn new(capacity: usize, channel: usize) -> Self {
         let (tx, _) = broadcast::channel(channel.max(1));
         Self {
-            history: Mutex::new(History {
+            history: Arc::new(Mutex::new(History {
                 entries: VecDeque::with_capacity(capacity.min(1024)),
                 next_sequence: 1,
-            }),
+            })),
             tx,
             capacity: capacity.max(1),
-            printers: Arc::new(AtomicUsize::new(0)),
+            watchers: Arc::new(AtomicUsize::new(0)),
+            max_watchers: DEFAULT_MAX_WATCHERS,
         }
+    }
+
+    /// The same hub admitting at most `max` concurrent watchers (`--max-watchers`).
+    #[must_use]
+    pub fn with_max_watchers(mut self, max: usize) -> Self {
+        self.max_watchers = max;
+        self
     }
 
     /// Records an entry and sends it to every live watcher. Never blocks on watchers.
@@ -211,48 +294,45 @@ impl LogHub {
             h.entries.pop_front();
         }
         h.entries.push_back(record.clone());
-        // Sent under the lock so a concurrent subscribe sees each entry exactly once: either
-        // in its backlog or on its receiver. An error only means nobody is listening.
+        // Sent under the lock so a watcher that catches up (takes its receiver under this
+        // lock) sees each entry exactly once: in a page or on its receiver. An error only
+        // means nobody is listening.
         let _ = self.tx.send(record.clone());
         record
     }
 
-    /// Subscribes from `from_sequence` (0 = everything kept).
+    /// Subscribes from `from_sequence` (0 = everything kept), whatever the watcher limit.
     pub fn subscribe(&self, from_sequence: u64) -> Subscription {
-        let h = self.history.lock().unwrap_or_else(PoisonError::into_inner);
-        let live = self.tx.subscribe();
-        let oldest = h.entries.front().map_or(h.next_sequence, |e| e.sequence);
-        let missed_before = if from_sequence > 0 && from_sequence < oldest {
-            oldest - from_sequence
-        } else {
-            0
-        };
-        let backlog = h
-            .entries
-            .iter()
-            .filter(|e| e.sequence >= from_sequence)
-            .cloned()
-            .collect();
         Subscription {
-            backlog,
-            missed_before,
-            live,
+            history: Arc::clone(&self.history),
+            tx: self.tx.clone(),
+            next: from_sequence,
+            _slot: WatcherSlot::enter(&self.watchers),
         }
+    }
+
+    /// Like [`Self::subscribe`], refused with [`EngineError::TooManyWatchers`] when
+    /// `--max-watchers` streams are already served.
+    pub fn try_subscribe(&self, from_sequence: u64) -> Result<Subscription, EngineError> {
+        let sub = self.subscribe(from_sequence);
+        // Counted first, checked after: two racing watchers cannot both take the last slot.
+        if self.watchers() > self.max_watchers {
+            return Err(EngineError::TooManyWatchers {
+                limit: self.max_watchers,
+            });
+        }
+        Ok(sub)
     }
 
     /// Prints every entry to stdout on a thread of its own, so a slow or blocked stdout pipe
     /// can only make this printer lag (it then says how many lines it skipped), never the
     /// workload.
     pub fn spawn_stdout_printer(&self) -> std::io::Result<()> {
-        // Counted before it subscribes and uncounted after its receiver is gone, so watchers()
-        // never counts the printer as a watcher.
-        let printer = PrinterCount::enter(&self.printers);
         let rx = self.tx.subscribe();
         std::thread::Builder::new()
             .name("log-stdout".into())
             .spawn(move || {
                 use std::io::Write;
-                let _printer = printer;
                 let mut rx = rx;
                 loop {
                     let line = match rx.blocking_recv() {
@@ -278,26 +358,25 @@ impl LogHub {
         h.next_sequence.saturating_sub(1)
     }
 
-    /// WatchLogs streams being served now (replaying or following). The stdout printer also
-    /// holds a receiver; it is not a watcher, so it is subtracted while it runs.
+    /// WatchLogs streams being served now (replaying or following): live [`Subscription`]s.
+    /// The stdout printer is not one.
     pub fn watchers(&self) -> usize {
-        let printers = self.printers.load(Ordering::Acquire);
-        self.tx.receiver_count().saturating_sub(printers)
+        self.watchers.load(Ordering::Acquire)
     }
 }
 
-/// Counts one stdout printer for as long as its thread lives (or until a failed spawn drops
-/// it), so [`LogHub::watchers`] stays honest if the printer exits on a closed stdout.
-struct PrinterCount(Arc<AtomicUsize>);
+/// Counts one watcher for as long as its subscription lives (RAII: a stream that ends or a
+/// client that goes away drops it).
+struct WatcherSlot(Arc<AtomicUsize>);
 
-impl PrinterCount {
+impl WatcherSlot {
     fn enter(count: &Arc<AtomicUsize>) -> Self {
         count.fetch_add(1, Ordering::AcqRel);
         Self(Arc::clone(count))
     }
 }
 
-impl Drop for PrinterCount {
+impl Drop for WatcherSlot {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
@@ -319,10 +398,34 @@ mod tests {
         Arc::from("run-1")
     }
 
+    fn seqs(entries: &[LogRecord]) -> Vec<u64> {
+        entries.iter().map(|e| e.sequence).collect()
+    }
+
+    fn publish_n(hub: &LogHub, n: usize) {
+        for i in 0..n {
+            hub.publish(Operation::Notice, &run(), 1.0, None, format!("e{i}"));
+        }
+    }
+
+    /// Follows `sub` until it catches up; returns the pages' entries, missed total and live.
+    fn replay(sub: &mut Subscription) -> (Vec<u64>, u64, broadcast::Receiver<LogRecord>) {
+        let (mut got, mut missed) = (Vec::new(), 0);
+        loop {
+            let page = sub.next_page(true);
+            assert!(page.entries.len() <= PAGE_SIZE);
+            missed += page.missed;
+            got.extend(seqs(&page.entries));
+            if let Some(live) = page.live {
+                return (got, missed, live);
+            }
+        }
+    }
+
     #[test]
     fn publish_with_commits_before_anyone_can_see_the_entry() {
         let hub = LogHub::new(5, 16);
-        let mut live = hub.subscribe(0).live;
+        let (_, _, mut live) = replay(&mut hub.subscribe(0));
         let mut seen_inside = None;
         hub.publish_with(
             Operation::StressTestComplete,
@@ -337,51 +440,116 @@ mod tests {
             live.try_recv().unwrap().operation,
             Operation::StressTestComplete
         );
-        assert_eq!(hub.subscribe(0).backlog.len(), 1);
+        assert_eq!(hub.subscribe(0).next_page(false).entries.len(), 1);
     }
 
     #[test]
     fn history_is_bounded_and_replay_reports_what_is_gone() {
         let hub = LogHub::new(5, 16);
-        for i in 0..8 {
-            hub.publish(Operation::Notice, &run(), 1.0, None, format!("e{i}"));
-        }
-        let sub = hub.subscribe(0);
-        assert_eq!(sub.backlog.len(), 5);
-        assert_eq!(sub.backlog[0].sequence, 4);
-        assert_eq!(sub.missed_before, 0, "0 means 'whatever is kept'");
-        let sub = hub.subscribe(2);
-        assert_eq!(sub.missed_before, 2, "entries 2 and 3 are gone");
-        let sub = hub.subscribe(7);
+        publish_n(&hub, 8);
+        let page = hub.subscribe(0).next_page(false);
+        assert_eq!(seqs(&page.entries), vec![4, 5, 6, 7, 8]);
+        assert!(page.caught_up);
+        assert_eq!(page.missed, 0, "0 means 'whatever is kept'");
+        assert!(page.live.is_none(), "no receiver without follow");
         assert_eq!(
-            sub.backlog.iter().map(|e| e.sequence).collect::<Vec<_>>(),
-            vec![7, 8]
+            hub.subscribe(2).next_page(false).missed,
+            2,
+            "2 and 3 are gone"
+        );
+        assert_eq!(seqs(&hub.subscribe(7).next_page(false).entries), vec![7, 8]);
+        let page = hub.subscribe(100).next_page(true);
+        assert!(page.entries.is_empty() && page.caught_up && page.live.is_some());
+    }
+
+    #[test]
+    fn cursor_pages_through_the_history_in_small_batches() {
+        let hub = LogHub::new(1000, 16);
+        publish_n(&hub, 200);
+        let mut sub = hub.subscribe(0);
+        let first = sub.next_page(true);
+        assert_eq!(first.entries.len(), PAGE_SIZE);
+        assert!(
+            !first.caught_up && first.live.is_none(),
+            "not caught up yet"
+        );
+        let (rest, missed, _) = replay(&mut sub);
+        assert_eq!(missed, 0);
+        let all: Vec<u64> = seqs(&first.entries).into_iter().chain(rest).collect();
+        assert_eq!(
+            all,
+            (1..=200).collect::<Vec<_>>(),
+            "every entry once, in order"
         );
     }
 
     #[test]
-    fn live_receiver_continues_right_after_backlog() {
+    fn cursor_reports_entries_evicted_while_it_was_replaying() {
         let hub = LogHub::new(100, 16);
-        hub.publish(Operation::Notice, &run(), 1.0, None, "a");
+        publish_n(&hub, 100);
         let mut sub = hub.subscribe(0);
-        hub.publish(Operation::Notice, &run(), 1.0, None, "b");
-        assert_eq!(sub.backlog.len(), 1);
-        assert_eq!(sub.live.try_recv().unwrap().sequence, 2);
-        assert!(sub.live.try_recv().is_err());
+        assert_eq!(
+            seqs(&sub.next_page(false).entries),
+            (1..=64).collect::<Vec<_>>()
+        );
+        // 50 more push out 1..=50; the cursor stood at 65, so nothing it needed went...
+        publish_n(&hub, 50);
+        let page = sub.next_page(false);
+        assert_eq!(page.missed, 0);
+        assert_eq!(page.entries[0].sequence, 65);
+        // ...until 100 more keep only 151..=250 while it stood at 129.
+        publish_n(&hub, 100);
+        let page = sub.next_page(false);
+        assert_eq!(page.missed, 22, "129..=150 are gone");
+        assert_eq!(page.entries[0].sequence, 151);
+    }
+
+    #[test]
+    fn live_receiver_continues_right_after_the_last_page() {
+        let hub = LogHub::new(100, 16);
+        publish_n(&hub, 70);
+        let mut sub = hub.subscribe(0);
+        let first = sub.next_page(true);
+        // published between pages: read from the history, not from the receiver
+        hub.publish(Operation::Notice, &run(), 1.0, None, "between");
+        let (rest, _, mut live) = replay(&mut sub);
+        assert_eq!(rest, (65..=71).collect::<Vec<_>>());
+        assert_eq!(first.entries.len(), PAGE_SIZE);
+        hub.publish(Operation::Notice, &run(), 1.0, None, "live");
+        assert_eq!(
+            live.try_recv().unwrap().sequence,
+            72,
+            "no gap, no duplicate"
+        );
+        assert!(live.try_recv().is_err());
     }
 
     #[test]
     fn lagging_receiver_is_told_how_many_it_missed() {
         let hub = LogHub::new(100, 4);
-        let mut sub = hub.subscribe(0);
-        for i in 0..10 {
-            hub.publish(Operation::Notice, &run(), 1.0, None, format!("{i}"));
-        }
-        match sub.live.try_recv() {
+        let (_, _, mut live) = replay(&mut hub.subscribe(0));
+        publish_n(&hub, 10);
+        match live.try_recv() {
             Err(broadcast::error::TryRecvError::Lagged(n)) => assert_eq!(n, 6),
             other => panic!("expected lag, got {other:?}"),
         }
-        assert_eq!(sub.live.try_recv().unwrap().sequence, 7);
+        assert_eq!(live.try_recv().unwrap().sequence, 7);
+    }
+
+    #[test]
+    fn watchers_are_counted_while_subscribed_and_limited() {
+        let hub = LogHub::new(10, 4).with_max_watchers(2);
+        let a = hub.try_subscribe(0).unwrap();
+        let b = hub.try_subscribe(0).unwrap();
+        assert_eq!(hub.watchers(), 2);
+        let err = hub.try_subscribe(0).err().unwrap();
+        assert!(matches!(err, EngineError::TooManyWatchers { limit: 2 }));
+        assert!(err.to_string().contains("--max-watchers"), "{err}");
+        assert_eq!(hub.watchers(), 2, "a refusal holds no slot");
+        drop(a);
+        let _c = hub.try_subscribe(0).unwrap();
+        drop(b);
+        assert_eq!(hub.watchers(), 1);
     }
 
     #[test]

@@ -1,10 +1,15 @@
 //! `stressd`: the memstress gRPC server.
 
 use clap::Parser;
+use memstress_server::auth::{Gate, Tokens};
 use memstress_server::cgroup::parse_limit_env;
+use memstress_server::error::EngineError;
+use memstress_server::ratelimit::RateConfig;
 use memstress_server::server::{ServeError, ServerConfig, run};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
 
 /// Memory stress-test server for Kubernetes: fills memory with a binary search tree of
 /// payload-carrying nodes, holds it, and gives it back — driven over gRPC (`stressctl`).
@@ -35,6 +40,60 @@ struct Args {
     #[arg(long, env = "STRESSD_HISTORY_LIMIT", default_value_t = 1000,
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     history_limit: u64,
+    /// Let clients use `allow_oom` although stressd has no memory limit (no cgroup limit, no
+    /// --memory-limit). Such a run ends in the kernel's *global* OOM killer, which may kill
+    /// any process on the host, so this is off by default. Without a limit, a target above 90 %
+    /// of the host's available memory needs allow_oom, hence this flag too.
+    #[arg(long, env = "STRESSD_ALLOW_HOST_OOM",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    allow_host_oom: bool,
+    /// File holding the admin token. When set, every StressService call needs the metadata
+    /// `authorization: Bearer <token>` (health, reflection and the HTTP port stay open). The
+    /// file is trimmed, re-read when it changes (a rotated Secret needs no restart), and must
+    /// not be empty.
+    #[arg(long, env = "STRESSD_AUTH_TOKEN_FILE", value_name = "PATH")]
+    auth_token_file: Option<PathBuf>,
+    /// File holding a read-only token: Status, WatchLogs, ListRuns and GetRun only (Start,
+    /// Stop and Clear answer PERMISSION_DENIED to it). Needs --auth-token-file.
+    #[arg(
+        long,
+        env = "STRESSD_READ_TOKEN_FILE",
+        value_name = "PATH",
+        requires = "auth_token_file"
+    )]
+    read_token_file: Option<PathBuf>,
+    /// Mutating calls (Start, Stop, Clear) per second per client IP; 0 turns the limit off.
+    #[arg(
+        long,
+        env = "STRESSD_RATE_LIMIT",
+        default_value_t = 50,
+        value_name = "PER_SECOND"
+    )]
+    rate_limit: u32,
+    /// Mutating calls a client IP may make at once before --rate-limit applies; 0 turns the
+    /// limit off.
+    #[arg(
+        long,
+        env = "STRESSD_RATE_BURST",
+        default_value_t = 100,
+        value_name = "CALLS"
+    )]
+    rate_burst: u32,
+    /// Most WatchLogs streams served at once; beyond it WatchLogs answers RESOURCE_EXHAUSTED.
+    #[arg(long, env = "STRESSD_MAX_WATCHERS", default_value_t = memstress_server::logs::DEFAULT_MAX_WATCHERS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000))]
+    max_watchers: usize,
+    /// Most open connections per port; beyond it new connections are accepted and closed at
+    /// once until some close.
+    #[arg(long, env = "STRESSD_MAX_CONNECTIONS",
+          default_value_t = memstress_server::net::DEFAULT_MAX_CONNECTIONS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    max_connections: usize,
+    /// A connection with no open request (a following log stream counts) for this long is
+    /// closed: seconds, or with a unit (300, 90s, 5m, 500ms).
+    #[arg(long, env = "STRESSD_IDLE_TIMEOUT", default_value = "5m",
+          value_parser = parse_idle_timeout, value_name = "DURATION")]
+    idle_timeout: std::time::Duration,
     /// Filesystem root for /proc and /sys reads (for testing against fixtures).
     #[arg(long, env = "STRESSD_FS_ROOT", default_value = "/", hide = true)]
     fs_root: PathBuf,
@@ -43,6 +102,15 @@ struct Args {
 fn main() -> std::process::ExitCode {
     memstress_server::procmem::tune_allocator();
     let args = Args::parse();
+    // Before anything starts: an unusable token file is a configuration error (exit 2), never
+    // a server that silently runs without the protection asked for.
+    let gate = match gate(&args) {
+        Ok(gate) => Arc::new(gate),
+        Err(e) => {
+            eprintln!("stressd: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     // Two workers are plenty for a control plane; the workload has its own thread.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -64,6 +132,14 @@ fn main() -> std::process::ExitCode {
         memory_limit_bytes: args.memory_limit,
         state_dir: args.state_dir,
         history_limit: args.history_limit,
+        max_watchers: args.max_watchers,
+        net: memstress_server::net::NetLimits {
+            max_connections: args.max_connections,
+            idle_timeout: args.idle_timeout,
+            ..Default::default()
+        },
+        gate,
+        allow_host_oom: args.allow_host_oom,
     }));
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -77,6 +153,22 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The gate of `--auth-token-file`, `--read-token-file`, `--rate-limit` and `--rate-burst`.
+fn gate(args: &Args) -> Result<Gate, EngineError> {
+    let tokens = args
+        .auth_token_file
+        .as_deref()
+        .map(|admin| Tokens::load(admin, args.read_token_file.as_deref(), Instant::now()))
+        .transpose()?;
+    Ok(Gate::new(
+        tokens,
+        RateConfig {
+            per_second: args.rate_limit,
+            burst: args.rate_burst,
+        },
+    ))
 }
 
 /// `--grpc-addr` / `--http-addr`: an IP address or a host name, with a port. A name is
@@ -96,6 +188,16 @@ fn parse_listen_addr(s: &str) -> Result<SocketAddr, String> {
         .map_err(|e| format!("cannot resolve {s:?}: {e}"))?
         .next()
         .ok_or_else(|| format!("{s:?} resolves to no address"))
+}
+
+/// `--idle-timeout`: 100 ms to 24 h.
+fn parse_idle_timeout(s: &str) -> Result<std::time::Duration, String> {
+    let range = std::time::Duration::from_millis(100)..=std::time::Duration::from_secs(86_400);
+    memstress_server::net::parse_duration(s)
+        .filter(|d| range.contains(d))
+        .ok_or_else(|| {
+            format!("{s:?} is not an idle timeout: give 100ms to 24h (300, 90s, 5m, 500ms)")
+        })
 }
 
 /// `--memory-limit` / `MEMORY_LIMIT_BYTES`: refused at startup rather than ignored, since a

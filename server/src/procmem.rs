@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 pub struct ProcMem {
     statm: PathBuf,
     smaps_rollup: PathBuf,
+    meminfo: PathBuf,
     page_size: u64,
 }
 
@@ -24,6 +25,7 @@ impl ProcMem {
         Self {
             statm: root.join("proc/self/statm"),
             smaps_rollup: root.join("proc/self/smaps_rollup"),
+            meminfo: root.join("proc/meminfo"),
             page_size: u64::try_from(ps).ok().filter(|p| *p > 0).unwrap_or(4096),
         }
     }
@@ -32,7 +34,7 @@ impl ProcMem {
     pub fn rss_bytes(&self) -> Option<u64> {
         let mut buf = [0u8; 128];
         let n = File::open(&self.statm).ok()?.read(&mut buf).ok()?;
-        parse_statm_resident(buf.get(..n)?).map(|pages| pages * self.page_size)
+        parse_statm_resident(buf.get(..n)?).and_then(|pages| pages.checked_mul(self.page_size))
     }
 
     /// Anonymous memory backed by transparent huge pages, bytes. Walks page tables: call it
@@ -41,6 +43,18 @@ impl ProcMem {
         let text = std::fs::read_to_string(&self.smaps_rollup).ok()?;
         parse_kb_field(&text, "AnonHugePages:")
     }
+
+    /// The host's available memory (`MemAvailable` of `/proc/meminfo`), bytes, or None if it
+    /// cannot be read or parsed. One small read; called once per Start.
+    pub fn mem_available_bytes(&self) -> Option<u64> {
+        let text = std::fs::read_to_string(&self.meminfo).ok()?;
+        parse_mem_available(&text)
+    }
+}
+
+/// `MemAvailable:` of `/proc/meminfo`, bytes.
+fn parse_mem_available(text: &str) -> Option<u64> {
+    parse_kb_field(text, "MemAvailable:")
 }
 
 /// Second field of statm: resident pages.
@@ -49,15 +63,11 @@ fn parse_statm_resident(raw: &[u8]) -> Option<u64> {
     text.split_ascii_whitespace().nth(1)?.parse().ok()
 }
 
-/// A `Name:   123 kB` line of a /proc status-style file, in bytes.
+/// A `Name:   123 kB` line of a /proc status-style file, in bytes (None on overflow).
 fn parse_kb_field(text: &str, name: &str) -> Option<u64> {
-    let line = text.lines().find(|l| l.starts_with(name))?;
-    let kb: u64 = line[name.len()..]
-        .split_ascii_whitespace()
-        .next()?
-        .parse()
-        .ok()?;
-    Some(kb * 1024)
+    let rest = text.lines().find_map(|l| l.strip_prefix(name))?;
+    let kb: u64 = rest.split_ascii_whitespace().next()?.parse().ok()?;
+    kb.checked_mul(1024)
 }
 
 /// CPU time (user + system) this process has used, seconds. `getrusage` is a syscall, not a
@@ -134,5 +144,42 @@ mod tests {
         let pm = ProcMem::new(Path::new("/"));
         assert!(pm.rss_bytes().unwrap() > 0);
         assert!(process_cpu_seconds() >= 0.0);
+    }
+
+    /// Property tests: the statm and meminfo parsers take anything without panicking, and
+    /// values formatted as the kernel writes them parse back.
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+            #[test]
+            fn parsers_never_panic(
+                raw in proptest::collection::vec(any::<u8>(), 0..200),
+                s in prop_oneof![any::<String>(), "(MemAvailable:|AnonHugePages:| |kB|\n|[0-9]{1,22}){0,20}"],
+            ) {
+                let _ = parse_statm_resident(&raw);
+                let _ = parse_statm_resident(s.as_bytes());
+                let _ = parse_mem_available(&s);
+                let _ = parse_kb_field(&s, "AnonHugePages:");
+            }
+
+            #[test]
+            fn statm_round_trips(fields in proptest::collection::vec(any::<u64>(), 7)) {
+                let line = fields.iter().map(u64::to_string).collect::<Vec<_>>().join(" ") + "\n";
+                prop_assert_eq!(parse_statm_resident(line.as_bytes()), Some(fields[1]));
+            }
+
+            #[test]
+            fn meminfo_round_trips(total in any::<u64>(), avail in any::<u64>(), pad in 1usize..12) {
+                let text = format!(
+                    "MemTotal:{:pad$}{total} kB\nMemFree:  1 kB\nMemAvailable:{:pad$}{avail} kB\n",
+                    "", "",
+                );
+                prop_assert_eq!(parse_mem_available(&text), avail.checked_mul(1024));
+            }
+        }
     }
 }

@@ -8,6 +8,7 @@ use crate::history::{CurrentCgroup, History, HistoryConfig, HistoryError, Opened
 use crate::http::{HttpState, router};
 use crate::logs::{CHANNEL_CAPACITY, HISTORY_CAPACITY, LogHub};
 use crate::metrics::Exporter;
+use crate::net::{self, NetLimits};
 use memstress_proto::v1::stress_service_server::StressServiceServer;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -15,7 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tonic::transport::server::TcpIncoming;
 
 /// Hard bound on shutdown: the process exits this long after the signal whatever is open.
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_millis(4500);
@@ -36,6 +36,16 @@ pub struct ServerConfig {
     pub state_dir: Option<PathBuf>,
     /// Most runs kept in the history.
     pub history_limit: u64,
+    /// `--max-watchers`: most concurrent WatchLogs streams.
+    pub max_watchers: usize,
+    /// `--max-connections` / `--idle-timeout`: connection limits, per port.
+    pub net: NetLimits,
+    /// Who may call the StressService and how fast (`--auth-token-file`, `--read-token-file`,
+    /// `--rate-limit`, `--rate-burst`); health, reflection and HTTP are never gated.
+    pub gate: Arc<crate::auth::Gate>,
+    /// `--allow-host-oom`: allow_oom runs even when stressd has no memory limit (an OOM kill
+    /// is then the host's global OOM killer).
+    pub allow_host_oom: bool,
 }
 
 /// Why the server could not run.
@@ -112,13 +122,16 @@ pub async fn run(config: ServerConfig) -> Result<(), ServeError> {
             oom_kills: cgroup.oom_kills(),
         },
     )?;
-    let logs = Arc::new(LogHub::new(HISTORY_CAPACITY, CHANNEL_CAPACITY));
+    let logs = Arc::new(
+        LogHub::new(HISTORY_CAPACITY, CHANNEL_CAPACITY).with_max_watchers(config.max_watchers),
+    );
     logs.spawn_stdout_printer()?;
     let engine = Arc::new(Engine::new(
         EngineConfig {
             fs_root: config.fs_root.clone(),
             cgroup,
             host_total_bytes: host_total_bytes(),
+            allow_host_oom: config.allow_host_oom,
         },
         Arc::clone(&logs),
         Arc::new(history),
@@ -161,14 +174,22 @@ pub async fn run(config: ServerConfig) -> Result<(), ServeError> {
     let api = StressApi::new(Arc::clone(&engine), shutdown_rx.clone());
     let mut grpc_shutdown = shutdown_rx.clone();
     let grpc = tonic::transport::Server::builder()
+        // Half-open connections: a peer that does not answer a PING within the timeout is
+        // dropped. Idle, silent and never-started connections are closed by `net`.
+        .http2_keepalive_interval(Some(net::KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(net::KEEPALIVE_TIMEOUT))
+        .layer(net::StreamCountLayer)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(StressServiceServer::new(api))
+        .add_service(crate::grpc::guard::Guarded::new(
+            StressServiceServer::new(api),
+            Arc::clone(&config.gate),
+            Arc::clone(&engine),
+        ))
         .serve_with_incoming_shutdown(
-            // Nagle off: without it a client's first small request on a new connection can
-            // wait ~40 ms for a delayed ACK.
-            TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
+            // Limits, accept back-off, idle/handshake/shutdown closing (and Nagle off).
+            net::grpc_incoming(grpc_listener, config.net, shutdown_rx.clone()),
             async move {
                 let _ = grpc_shutdown.wait_for(|s| *s).await;
             },
@@ -176,7 +197,7 @@ pub async fn run(config: ServerConfig) -> Result<(), ServeError> {
 
     let mut http_shutdown = shutdown_rx.clone();
     let http = axum::serve(
-        http_listener,
+        net::HttpListener::new(http_listener, config.net, shutdown_rx.clone()),
         router(HttpState {
             engine: Arc::clone(&engine),
             shutdown: shutdown_rx.clone(),

@@ -1,8 +1,11 @@
 //! The gRPC transport: maps proto messages to domain calls and domain errors to status codes.
 //! Thin on purpose: validation and behaviour live in `params`, `engine` and `history`.
 
+pub mod guard;
 mod history;
+mod log_stream;
 
+use crate::auth::{Caller, Credential};
 use crate::cgroup::{BasisSource, ContainerMemory, MemoryBasis};
 use crate::engine::{Engine, RunStatus, State};
 use crate::error::EngineError;
@@ -13,7 +16,7 @@ use memstress_proto::v1 as pb;
 use memstress_proto::v1::stress_service_server::StressService;
 use std::pin::Pin;
 use std::sync::Arc;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
@@ -25,6 +28,12 @@ pub fn to_status(err: EngineError) -> Status {
         EngineError::RunInProgress { .. } => Status::failed_precondition(msg),
         EngineError::WorkerSpawn(_) => Status::resource_exhausted(msg),
         EngineError::ShuttingDown => Status::unavailable(msg),
+        EngineError::TooManyWatchers { .. } => Status::resource_exhausted(msg),
+        EngineError::Unauthenticated { .. } => Status::unauthenticated(msg),
+        EngineError::PermissionDenied { .. } => Status::permission_denied(msg),
+        EngineError::RateLimited { .. } => Status::resource_exhausted(msg),
+        // Only raised at startup (stressd refuses to start); mapped for completeness.
+        EngineError::TokenFile { .. } => Status::failed_precondition(msg),
         EngineError::History(e) => match e {
             HistoryError::NotFound { .. } => Status::not_found(msg),
             HistoryError::InvalidArgument { .. } => Status::invalid_argument(msg),
@@ -197,6 +206,19 @@ fn container_to_pb(c: &ContainerMemory, run: Option<&RunStatus>) -> pb::Containe
     }
 }
 
+/// Who made `request`, for the audit text: the caller the guard admitted, or — when the service
+/// runs without the guard — the peer with no credential.
+fn caller<T>(request: &Request<T>) -> Caller {
+    request
+        .extensions()
+        .get::<Caller>()
+        .copied()
+        .unwrap_or(Caller {
+            peer: request.remote_addr(),
+            credential: Credential::None,
+        })
+}
+
 type LogStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::LogEntry, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -205,9 +227,10 @@ impl StressService for StressApi {
         &self,
         request: Request<pb::StartRequest>,
     ) -> Result<Response<pb::StartResponse>, Status> {
+        let caller = caller(&request);
         let spec = spec_from_pb(request.get_ref())?;
         let out = self
-            .blocking(move |e| e.start(&spec))
+            .blocking(move |e| e.start(&spec, &caller))
             .await?
             .map_err(to_status)?;
         Ok(Response::new(pb::StartResponse {
@@ -221,9 +244,10 @@ impl StressService for StressApi {
 
     async fn stop(
         &self,
-        _request: Request<pb::StopRequest>,
+        request: Request<pb::StopRequest>,
     ) -> Result<Response<pb::StopResponse>, Status> {
-        let out = self.blocking(Engine::stop).await?;
+        let caller = caller(&request);
+        let out = self.blocking(move |e| e.stop(&caller)).await?;
         Ok(Response::new(pb::StopResponse {
             state: state_to_pb(out.state) as i32,
             stopped: out.stopped,
@@ -299,9 +323,10 @@ impl StressService for StressApi {
 
     async fn clear(
         &self,
-        _request: Request<pb::ClearRequest>,
+        request: Request<pb::ClearRequest>,
     ) -> Result<Response<pb::ClearResponse>, Status> {
-        let out = self.blocking(Engine::clear).await?;
+        let caller = caller(&request);
+        let out = self.blocking(move |e| e.clear(&caller)).await?;
         Ok(Response::new(pb::ClearResponse {
             released_bytes: out.released_bytes,
             rss_before_bytes: out.rss_before_bytes,
@@ -319,118 +344,16 @@ impl StressService for StressApi {
         request: Request<pb::WatchLogsRequest>,
     ) -> Result<Response<Self::WatchLogsStream>, Status> {
         let req = request.into_inner();
-        let sub = self.engine.logs().subscribe(req.from_sequence);
-        let (tx, rx) = mpsc::channel(256);
+        // Refused past --max-watchers; the subscription holds the watcher's slot until the
+        // pump ends (stream done, client gone or shutdown).
+        let sub = self
+            .engine
+            .logs()
+            .try_subscribe(req.from_sequence)
+            .map_err(to_status)?;
+        let (tx, rx) = mpsc::channel(log_stream::STREAM_QUEUE);
         let shutdown = self.shutdown.clone();
-        tokio::spawn(pump_logs(sub, req.follow, tx, shutdown));
+        tokio::spawn(log_stream::pump_logs(sub, req.follow, tx, shutdown));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
-    }
-}
-
-/// Sends one entry unless the client went away or the server is shutting down.
-///
-/// Biased towards the send: when the channel has room the entry goes out even if shutdown
-/// has begun; shutdown only wins over a watcher that is not keeping up.
-async fn send(
-    tx: &mpsc::Sender<Result<pb::LogEntry, Status>>,
-    shutdown: &mut watch::Receiver<bool>,
-    entry: pb::LogEntry,
-) -> bool {
-    tokio::select! {
-        biased;
-        r = tx.send(Ok(entry)) => r.is_ok(),
-        _ = shutdown.wait_for(|s| *s) => false,
-    }
-}
-
-/// What a following watcher gets for one live receive (`Err` = that many entries missed by
-/// lagging): `None` for an entry it already had in its backlog.
-fn live_entry(received: Result<LogRecord, u64>, last: &mut u64) -> Option<pb::LogEntry> {
-    match received {
-        Ok(rec) if rec.sequence <= *last => None,
-        Ok(rec) => {
-            *last = rec.sequence;
-            Some(entry_to_pb(&rec))
-        }
-        Err(missed) => Some(entry_to_pb(&LogRecord::missed(missed))),
-    }
-}
-
-/// On shutdown, hands a following watcher what was logged before the signal (the engine has
-/// already stopped the run, so its STRESS_TEST_STOPPED entry is among them), without waiting
-/// on a watcher whose channel is full.
-fn flush_on_shutdown(
-    live: &mut broadcast::Receiver<LogRecord>,
-    tx: &mpsc::Sender<Result<pb::LogEntry, Status>>,
-    mut last: u64,
-) {
-    loop {
-        let received = match live.try_recv() {
-            Ok(rec) => Ok(rec),
-            Err(broadcast::error::TryRecvError::Lagged(n)) => Err(n),
-            Err(_) => return,
-        };
-        if let Some(entry) = live_entry(received, &mut last)
-            && tx.try_send(Ok(entry)).is_err()
-        {
-            return;
-        }
-    }
-}
-
-/// Feeds one watcher: the backlog, then (with `follow`) live entries, until the client
-/// disconnects or the server shuts down. A lagging watcher gets a "missed N" entry.
-async fn pump_logs(
-    sub: crate::logs::Subscription,
-    follow: bool,
-    tx: mpsc::Sender<Result<pb::LogEntry, Status>>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let crate::logs::Subscription {
-        backlog,
-        missed_before,
-        mut live,
-    } = sub;
-    if missed_before > 0
-        && !send(
-            &tx,
-            &mut shutdown,
-            entry_to_pb(&LogRecord::missed(missed_before)),
-        )
-        .await
-    {
-        return;
-    }
-    let mut last = 0;
-    for rec in &backlog {
-        last = rec.sequence;
-        if !send(&tx, &mut shutdown, entry_to_pb(rec)).await {
-            return;
-        }
-    }
-    drop(backlog);
-    if !follow {
-        return;
-    }
-    loop {
-        let next = tokio::select! {
-            biased;
-            r = live.recv() => r,
-            () = tx.closed() => return,
-            _ = shutdown.wait_for(|s| *s) => {
-                flush_on_shutdown(&mut live, &tx, last);
-                return;
-            }
-        };
-        let received = match next {
-            Ok(rec) => Ok(rec),
-            Err(broadcast::error::RecvError::Lagged(n)) => Err(n),
-            Err(broadcast::error::RecvError::Closed) => return,
-        };
-        if let Some(entry) = live_entry(received, &mut last)
-            && !send(&tx, &mut shutdown, entry).await
-        {
-            return;
-        }
     }
 }

@@ -219,4 +219,42 @@ mod tests {
         assert!(start > 1e9 && start <= now + 1.0, "{start} vs {now}");
         assert!(facts.open_fds.unwrap() >= 3);
     }
+
+    /// Property tests: the /proc parsers take anything without panicking, and a stat line
+    /// with any `comm` (spaces, parentheses) gives back its start time.
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+            #[test]
+            fn parsers_never_panic(
+                s in prop_oneof![any::<String>(), "(btime| |\\)|\\(|\n|-|[0-9]{1,22}){0,60}"],
+                ticks in any::<u64>(),
+                rate in any::<u64>(),
+                boot in any::<u64>(),
+            ) {
+                let _ = parse_start_ticks(&s);
+                let _ = parse_boot_time(&s);
+                if let Some(t) = start_time(ticks, rate, boot) {
+                    prop_assert!(t.is_finite());
+                }
+            }
+
+            #[test]
+            fn stat_and_btime_round_trip(
+                comm in "[a-z ()]{0,15}",
+                start in any::<u64>(),
+                btime in any::<u64>(),
+            ) {
+                let before: String = (4..22).map(|i| format!(" {i}")).collect();
+                let stat = format!("4242 ({comm}) S{before} {start} 1000 2000 0\n");
+                prop_assert_eq!(parse_start_ticks(&stat), Some(start));
+                let proc_stat = format!("cpu  1 2 3\nbtime {btime}\nprocesses 9\n");
+                prop_assert_eq!(parse_boot_time(&proc_stat), Some(btime));
+            }
+        }
+    }
 }

@@ -55,6 +55,7 @@ fn engine(root: &Path) -> Arc<Engine> {
         fs_root: root.to_path_buf(),
         cgroup: CgroupProbe::discover(root, None),
         host_total_bytes: 16 << 30,
+        allow_host_oom: false,
     };
     let logs = Arc::new(LogHub::new(100, 16));
     let opened = History::open(&HistoryConfig::default(), &CurrentCgroup::default()).unwrap();

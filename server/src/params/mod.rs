@@ -1,6 +1,10 @@
 //! Run parameters: what a Start asks for, its defaults, and the validation that refuses
 //! anything out of range before a single byte is allocated.
 
+mod host;
+
+pub use host::{HOST_HEADROOM_PERCENT, HostGuard};
+
 use crate::cgroup::{BasisSource, MemoryBasis};
 use crate::error::EngineError;
 
@@ -98,13 +102,63 @@ pub struct RunParams {
     pub allow_oom: bool,
 }
 
+/// The fields that do not depend on the memory basis, checked and with defaults filled.
+struct Fields {
+    duration_seconds: u32,
+    log_interval_seconds: u32,
+    payload_size_kb: u32,
+    ramp_mb_per_second: f64,
+    search_rate: u64,
+}
+
 /// Checks every field, fills defaults and resolves the target in bytes against `basis`.
-/// `container_readable` says whether the cgroup working set can be read (CONTAINER scope needs it).
+/// `container_readable` says whether the cgroup working set can be read (CONTAINER scope needs it);
+/// `host` guards the host when no memory limit applies (see [`HostGuard`]).
 pub fn validate(
     spec: &StartSpec,
     basis: &MemoryBasis,
     container_readable: bool,
+    host: &HostGuard,
 ) -> Result<(RunParams, u64), EngineError> {
+    let fields = check_fields(spec)?;
+    if spec.scope == Scope::Container && !container_readable {
+        return Err(EngineError::invalid(
+            "scope",
+            "SCOPE_CONTAINER",
+            "SCOPE_PROCESS here",
+            "the container's cgroup memory files cannot be read on this host, so its working set is unknown",
+        ));
+    }
+    host.check_allow_oom(spec, basis)?;
+    let target_bytes = resolve_target(spec, basis)?;
+    host.check_headroom(spec, target_bytes, basis)?;
+    let Some(target) = spec.target else {
+        return Err(EngineError::invalid(
+            "memory_mb/memory_percent",
+            "neither set",
+            "exactly one of memory_mb or memory_percent",
+            "a target is required",
+        ));
+    };
+    Ok((
+        RunParams {
+            target,
+            duration_seconds: fields.duration_seconds,
+            log_interval_seconds: fields.log_interval_seconds,
+            payload_size_kb: fields.payload_size_kb,
+            ramp_mb_per_second: fields.ramp_mb_per_second,
+            search_rate: fields.search_rate,
+            keep_hot: spec.keep_hot,
+            huge_pages: spec.huge_pages,
+            scope: spec.scope,
+            allow_oom: spec.allow_oom,
+        },
+        target_bytes,
+    ))
+}
+
+/// Range checks of the basis-independent fields, defaults filled in.
+fn check_fields(spec: &StartSpec) -> Result<Fields, EngineError> {
     let duration_seconds = spec.duration_seconds.unwrap_or(DEFAULT_DURATION_SECONDS);
     if duration_seconds != 0 && !(DURATION_RANGE.0..=DURATION_RANGE.1).contains(&duration_seconds) {
         return Err(EngineError::invalid(
@@ -155,38 +209,13 @@ pub fn validate(
             "out of range",
         ));
     }
-    if spec.scope == Scope::Container && !container_readable {
-        return Err(EngineError::invalid(
-            "scope",
-            "SCOPE_CONTAINER",
-            "SCOPE_PROCESS here",
-            "the container's cgroup memory files cannot be read on this host, so its working set is unknown",
-        ));
-    }
-    let target_bytes = resolve_target(spec, basis)?;
-    let Some(target) = spec.target else {
-        return Err(EngineError::invalid(
-            "memory_mb/memory_percent",
-            "neither set",
-            "exactly one of memory_mb or memory_percent",
-            "a target is required",
-        ));
-    };
-    Ok((
-        RunParams {
-            target,
-            duration_seconds,
-            log_interval_seconds,
-            payload_size_kb,
-            ramp_mb_per_second: ramp,
-            search_rate,
-            keep_hot: spec.keep_hot,
-            huge_pages: spec.huge_pages,
-            scope: spec.scope,
-            allow_oom: spec.allow_oom,
-        },
-        target_bytes,
-    ))
+    Ok(Fields {
+        duration_seconds,
+        log_interval_seconds,
+        payload_size_kb,
+        ramp_mb_per_second: ramp,
+        search_rate,
+    })
 }
 
 fn basis_words(basis: &MemoryBasis) -> String {
@@ -278,174 +307,7 @@ fn resolve_target(spec: &StartSpec, basis: &MemoryBasis) -> Result<u64, EngineEr
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
-mod tests {
-    use super::*;
+mod tests;
 
-    fn basis(mb: u64) -> MemoryBasis {
-        MemoryBasis {
-            limit_bytes: mb * MIB,
-            source: BasisSource::CgroupV1,
-            detail: "/sys/fs/cgroup/memory/memory.limit_in_bytes".into(),
-        }
-    }
-
-    fn mb(n: u64) -> StartSpec {
-        StartSpec {
-            target: Some(Target::MemoryMb(n)),
-            ..StartSpec::default()
-        }
-    }
-
-    #[test]
-    fn defaults_fill_in() {
-        let (p, bytes) = validate(&mb(128), &basis(512), true).unwrap();
-        assert_eq!(bytes, 128 * MIB);
-        assert_eq!(p.duration_seconds, 60);
-        assert_eq!(p.log_interval_seconds, 5);
-        assert_eq!(p.payload_size_kb, 100);
-        assert_eq!(p.search_rate, 1000);
-        assert_eq!(p.scope, Scope::Process);
-    }
-
-    #[test]
-    fn percent_is_of_the_basis_and_fractions_work() {
-        let spec = StartSpec {
-            target: Some(Target::Percent(12.5)),
-            ..StartSpec::default()
-        };
-        let (_, bytes) = validate(&spec, &basis(1024), true).unwrap();
-        assert_eq!(bytes, 128 * MIB);
-    }
-
-    /// Every refusal: (spec, field named, range text expected in the message).
-    #[test]
-    fn validation_table() {
-        let with = |f: &dyn Fn(&mut StartSpec)| {
-            let mut s = mb(100);
-            f(&mut s);
-            s
-        };
-        let cases: Vec<(StartSpec, &str, &str)> = vec![
-            (
-                StartSpec::default(),
-                "memory_mb/memory_percent",
-                "exactly one",
-            ),
-            (mb(9), "memory_mb", "10..=511"),
-            (mb(512), "memory_mb", "10..=511"),
-            (mb(600), "memory_mb", "OOM-killed"),
-            (
-                with(&|s| s.target = Some(Target::Percent(0.5))),
-                "memory_percent",
-                "1..=95",
-            ),
-            (
-                with(&|s| s.target = Some(Target::Percent(95.5))),
-                "memory_percent",
-                "1..=95",
-            ),
-            (
-                with(&|s| s.target = Some(Target::Percent(f64::NAN))),
-                "memory_percent",
-                "1..=95",
-            ),
-            (
-                with(&|s| s.duration_seconds = Some(4)),
-                "duration_seconds",
-                "5..=86400",
-            ),
-            (
-                with(&|s| s.duration_seconds = Some(86_401)),
-                "duration_seconds",
-                "5..=86400",
-            ),
-            (
-                with(&|s| s.log_interval_seconds = Some(0)),
-                "log_interval_seconds",
-                "1..=60",
-            ),
-            (
-                with(&|s| s.log_interval_seconds = Some(61)),
-                "log_interval_seconds",
-                "1..=60",
-            ),
-            (
-                with(&|s| s.payload_size_kb = Some(0)),
-                "payload_size_kb",
-                "1..=65536",
-            ),
-            (
-                with(&|s| s.payload_size_kb = Some(65_537)),
-                "payload_size_kb",
-                "1..=65536",
-            ),
-            (
-                with(&|s| s.ramp_mb_per_second = -1.0),
-                "ramp_mb_per_second",
-                "100000",
-            ),
-            (
-                with(&|s| s.ramp_mb_per_second = f64::INFINITY),
-                "ramp_mb_per_second",
-                "100000",
-            ),
-            (
-                with(&|s| s.search_rate = Some(10_000_001)),
-                "search_rate",
-                "10000000",
-            ),
-            (mb(2000), "memory_mb", "10..=511"),
-        ];
-        for (spec, field, range) in cases {
-            let err = validate(&spec, &basis(512), true).expect_err(field);
-            let msg = err.to_string();
-            assert!(msg.starts_with(field), "{msg}");
-            assert!(msg.contains(range), "{field}: {msg}");
-        }
-        let err = validate(
-            &StartSpec {
-                scope: Scope::Container,
-                ..mb(100)
-            },
-            &basis(512),
-            false,
-        )
-        .unwrap_err();
-        assert!(err.to_string().starts_with("scope"), "{err}");
-    }
-
-    #[test]
-    fn allow_oom_lifts_the_limit_but_not_to_infinity() {
-        let spec = StartSpec {
-            allow_oom: true,
-            ..mb(600)
-        };
-        assert_eq!(validate(&spec, &basis(512), true).unwrap().1, 600 * MIB);
-        let spec = StartSpec {
-            allow_oom: true,
-            ..mb(1025)
-        };
-        let err = validate(&spec, &basis(512), true).unwrap_err().to_string();
-        assert!(err.contains("10..=1024 with allow_oom"), "{err}");
-    }
-
-    #[test]
-    fn hold_until_stopped_and_edges_accepted() {
-        for spec in [
-            StartSpec {
-                duration_seconds: Some(0),
-                ..mb(10)
-            },
-            StartSpec {
-                duration_seconds: Some(86_400),
-                log_interval_seconds: Some(60),
-                payload_size_kb: Some(65_536),
-                search_rate: Some(0),
-                ..mb(511)
-            },
-        ] {
-            validate(&spec, &basis(512), true).unwrap();
-        }
-    }
-}
+#[cfg(test)]
+mod proptests;
