@@ -16,7 +16,9 @@ use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
-use crate::cli::{Cli, Command, HealthArgs, HistoryArgs, LogsArgs, OutputFormat, StartArgs};
+use crate::cli::{
+    Cli, Command, GlobalArgs, HealthArgs, HistoryArgs, LogsArgs, OutputFormat, StartArgs,
+};
 use crate::error::{self, CliError, HttpAnswer};
 use crate::follow::{self, FollowAction, RunEnd};
 use crate::paging::Pager;
@@ -26,7 +28,7 @@ use crate::{human, json, text};
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     let token = std::env::var("STRESSCTL_TOKEN").ok();
     let authorization = authorization(cli.global.token_file.as_deref(), token.as_deref())?;
-    let mut ctx = Ctx::connect(&cli.global.addr, cli.global.timeout, cli.global.output).await?;
+    let mut ctx = Ctx::connect(&cli.global, cli.global.timeout, cli.global.output).await?;
     ctx.authorization = authorization;
     match cli.command {
         Command::Start(args) => ctx.start(&args).await,
@@ -186,13 +188,15 @@ enum StreamStop {
 impl Ctx {
     /// Connects eagerly so an unreachable server is reported once, before any call.
     async fn connect(
-        addr: &str,
+        global: &GlobalArgs,
         timeout: Duration,
         output: OutputFormat,
     ) -> Result<Self, CliError> {
+        let addr = global.addr.as_str();
         let endpoint = Endpoint::from_shared(addr.to_owned())
             .map_err(|e| CliError::connect(addr, timeout, &e))?
             .connect_timeout(timeout);
+        let endpoint = crate::tls::configure(endpoint, addr, &global.tls)?;
         let channel = match tokio::time::timeout(timeout, endpoint.connect()).await {
             Err(_) => {
                 return Err(CliError::Unreachable {

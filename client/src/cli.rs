@@ -53,7 +53,8 @@ pub struct Cli {
 /// Options accepted before or after any subcommand.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// stressd gRPC address: http://HOST:PORT or bare HOST[:PORT] (port 50051 by default).
+    /// stressd gRPC address: http://HOST:PORT or bare HOST[:PORT] (port 50051 by default);
+    /// https://HOST:PORT speaks TLS.
     #[arg(
         long,
         global = true,
@@ -76,6 +77,10 @@ pub struct GlobalArgs {
         value_name = "DURATION"
     )]
     pub timeout: Duration,
+
+    /// TLS options (`--ca-file`, `--client-cert`, `--client-key`), used with https://.
+    #[command(flatten)]
+    pub tls: crate::tls::TlsArgs,
 
     /// Output format: "text" for people, "json" for one JSON document per result (per log entry
     /// for streams), one per line.
@@ -340,17 +345,17 @@ impl HealthArgs {
 }
 
 /// Normalises `--addr`: a bare `host[:port]` gets `http://` (and port 50051 if it had none);
-/// a trailing `/` is dropped. Only plaintext `http://` is spoken, so other schemes are refused.
+/// a trailing `/` is dropped. `http://` is plaintext, `https://` TLS; other schemes are refused.
 pub fn parse_addr(s: &str) -> Result<String, String> {
     let s = s.trim();
     if s.is_empty() {
         return Err("address is empty".to_owned());
     }
     let with_scheme = match s.split_once("://") {
-        Some(("http", _)) => s.to_owned(),
+        Some(("http" | "https", _)) => s.to_owned(),
         Some((scheme, _)) => {
             return Err(format!(
-                "unsupported scheme \"{scheme}\": stressctl speaks plaintext gRPC, use http://HOST:PORT or HOST:PORT"
+                "unsupported scheme \"{scheme}\": use http://HOST:PORT, https://HOST:PORT or HOST:PORT"
             ));
         }
         None => {
@@ -361,7 +366,9 @@ pub fn parse_addr(s: &str) -> Result<String, String> {
             }
         }
     };
-    let authority = with_scheme.trim_start_matches("http://");
+    let authority = with_scheme
+        .trim_start_matches("https://")
+        .trim_start_matches("http://");
     if authority.is_empty() || authority.starts_with('/') {
         return Err(format!("invalid address \"{s}\": no host"));
     }
@@ -500,7 +507,8 @@ mod tests {
             Ok("http://localhost:1")
         );
         assert!(parse_addr("").is_err());
-        assert!(parse_addr("https://x:1").is_err());
+        assert_eq!(parse_addr("https://x:1/").as_deref(), Ok("https://x:1"));
+        assert!(parse_addr("ftp://x:1").is_err());
         assert!(parse_addr("http://x:1/some/path").is_err());
         assert!(parse_addr("http://").is_err());
         assert!(parse_addr("bad host:1").is_err());

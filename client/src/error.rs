@@ -85,6 +85,9 @@ pub enum CliError {
     /// The token (--token-file or STRESSCTL_TOKEN) cannot be used.
     #[error("{0}")]
     Token(String),
+    /// A TLS option cannot be used (unreadable file, TLS options without https://).
+    #[error("{0}")]
+    TlsSetup(String),
     /// stdout went away (e.g. `| head`); nothing more to say.
     #[error("cannot write output: {0}")]
     Output(#[from] io::Error),
@@ -98,7 +101,8 @@ impl CliError {
             | CliError::Transport { .. }
             | CliError::Timeout { .. }
             | CliError::NotGrpc { .. }
-            | CliError::Token(_) => EXIT_UNREACHABLE,
+            | CliError::Token(_)
+            | CliError::TlsSetup(_) => EXIT_UNREACHABLE,
             CliError::Rpc(_) | CliError::RunFailed { .. } | CliError::NotServing(_) => EXIT_FAILURE,
             CliError::StreamEnded(_) => EXIT_STREAM_ENDED,
             CliError::Interrupted => EXIT_INTERRUPTED,
@@ -304,6 +308,9 @@ fn chain<'a>(
 /// One short cause for a transport error: well-known I/O errors in words, otherwise the
 /// innermost message (which names the real problem, e.g. a DNS failure).
 pub fn reason(err: &(dyn StdError + 'static), timeout: Duration) -> String {
+    if let Some(cause) = crate::tls::handshake_failure(err) {
+        return cause;
+    }
     for e in chain(err) {
         if let Some(io) = e.downcast_ref::<io::Error>() {
             match io.kind() {

@@ -12,6 +12,7 @@ pub mod human;
 pub mod json;
 pub mod paging;
 pub mod text;
+pub mod tls;
 
 pub use app::run;
 pub use cli::Cli;

@@ -20,4 +20,5 @@ pub mod params;
 pub mod procmem;
 pub mod ratelimit;
 pub mod server;
+pub mod tls;
 pub mod tree;

@@ -6,6 +6,7 @@ use memstress_server::cgroup::parse_limit_env;
 use memstress_server::error::EngineError;
 use memstress_server::ratelimit::RateConfig;
 use memstress_server::server::{ServeError, ServerConfig, run};
+use memstress_server::tls::{Tls, TlsPaths};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -94,6 +95,38 @@ struct Args {
     #[arg(long, env = "STRESSD_IDLE_TIMEOUT", default_value = "5m",
           value_parser = parse_idle_timeout, value_name = "DURATION")]
     idle_timeout: std::time::Duration,
+    /// PEM certificate chain for the gRPC port; with --tls-key the port speaks TLS only (ALPN
+    /// h2; the HTTP port stays plaintext). Re-read when it changes (checked at most once a
+    /// second, at a handshake); a replacement that does not load keeps the last good pair.
+    #[arg(
+        long,
+        env = "STRESSD_TLS_CERT",
+        value_name = "PATH",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(
+        long,
+        env = "STRESSD_TLS_KEY",
+        value_name = "PATH",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
+    /// PEM CA certificate(s): clients must present a certificate issued by one of them (mutual
+    /// TLS). Needs --tls-cert.
+    #[arg(
+        long,
+        env = "STRESSD_TLS_CLIENT_CA",
+        value_name = "PATH",
+        requires = "tls_cert"
+    )]
+    tls_client_ca: Option<PathBuf>,
+    /// Plaintext port serving grpc.health.v1 alone, HOST:PORT: for the kubelet's gRPC probe,
+    /// which cannot speak TLS. Optional without TLS too.
+    #[arg(long, env = "STRESSD_HEALTH_ADDR", value_parser = parse_listen_addr,
+          value_name = "HOST:PORT")]
+    health_addr: Option<SocketAddr>,
     /// Filesystem root for /proc and /sys reads (for testing against fixtures).
     #[arg(long, env = "STRESSD_FS_ROOT", default_value = "/", hide = true)]
     fs_root: PathBuf,
@@ -106,6 +139,13 @@ fn main() -> std::process::ExitCode {
     // a server that silently runs without the protection asked for.
     let gate = match gate(&args) {
         Ok(gate) => Arc::new(gate),
+        Err(e) => {
+            eprintln!("stressd: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let tls = match tls(&args) {
+        Ok(tls) => tls,
         Err(e) => {
             eprintln!("stressd: {e}");
             return std::process::ExitCode::from(2);
@@ -140,6 +180,8 @@ fn main() -> std::process::ExitCode {
         },
         gate,
         allow_host_oom: args.allow_host_oom,
+        tls,
+        health_addr: args.health_addr,
     }));
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -171,7 +213,21 @@ fn gate(args: &Args) -> Result<Gate, EngineError> {
     ))
 }
 
-/// `--grpc-addr` / `--http-addr`: an IP address or a host name, with a port. A name is
+/// The TLS setup of `--tls-cert`, `--tls-key` and `--tls-client-ca`, checked before anything
+/// starts.
+fn tls(args: &Args) -> Result<Option<Tls>, ServeError> {
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Ok(None);
+    };
+    Tls::load(&TlsPaths {
+        cert: cert.clone(),
+        key: key.clone(),
+        client_ca: args.tls_client_ca.clone(),
+    })
+    .map(Some)
+}
+
+/// `--grpc-addr` / `--http-addr` / `--health-addr`: an IP address or a host name, with a port. A name is
 /// resolved once here and the first address is bound (`localhost` → 127.0.0.1 or ::1).
 fn parse_listen_addr(s: &str) -> Result<SocketAddr, String> {
     if let Ok(addr) = s.parse::<SocketAddr>() {

@@ -46,6 +46,12 @@ pub struct ServerConfig {
     /// `--allow-host-oom`: allow_oom runs even when stressd has no memory limit (an OOM kill
     /// is then the host's global OOM killer).
     pub allow_host_oom: bool,
+    /// `--tls-cert` / `--tls-key` / `--tls-client-ca`: the gRPC port speaks TLS (the HTTP port
+    /// stays plaintext).
+    pub tls: Option<crate::tls::Tls>,
+    /// `--health-addr`: a plaintext port serving grpc.health.v1 alone (for the kubelet's gRPC
+    /// probe, which cannot speak TLS).
+    pub health_addr: Option<SocketAddr>,
 }
 
 /// Why the server could not run.
@@ -71,6 +77,60 @@ pub enum ServeError {
     /// Other I/O.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// A TLS file (`--tls-cert`, `--tls-key`, `--tls-client-ca`) cannot be used.
+    #[error("{flag} {path}: {reason}")]
+    TlsFile {
+        /// The flag that named the file.
+        flag: &'static str,
+        /// The path given.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The TLS configuration could not be built.
+    #[error("TLS: {0}")]
+    Tls(String),
+}
+
+/// Binds `addr`, naming it on failure.
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })
+}
+
+/// The `--health-addr` server: grpc.health.v1 alone, plaintext, with the main port's health
+/// reporter (so NOT_SERVING at shutdown shows here too) and connection limits.
+fn serve_health<S>(
+    listener: TcpListener,
+    health: S,
+    limits: NetLimits,
+    shutdown: watch::Receiver<bool>,
+) -> impl Future<Output = Result<(), tonic::transport::Error>>
+where
+    S: tonic::codegen::Service<
+            tonic::codegen::http::Request<tonic::body::Body>,
+            Response = tonic::codegen::http::Response<tonic::body::Body>,
+            Error = std::convert::Infallible,
+        > + tonic::server::NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let mut stop = shutdown.clone();
+    tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(net::KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(net::KEEPALIVE_TIMEOUT))
+        .layer(net::StreamCountLayer)
+        .add_service(health)
+        .serve_with_incoming_shutdown(
+            net::grpc_incoming(listener, limits, shutdown, None),
+            async move {
+                let _ = stop.wait_for(|s| *s).await;
+            },
+        )
 }
 
 fn host_total_bytes() -> u64 {
@@ -137,20 +197,22 @@ pub async fn run(config: ServerConfig) -> Result<(), ServeError> {
         Arc::new(history),
     )?);
 
-    let grpc_listener = TcpListener::bind(config.grpc_addr)
-        .await
-        .map_err(|source| ServeError::Bind {
-            addr: config.grpc_addr,
-            source,
-        })?;
-    let http_listener = TcpListener::bind(config.http_addr)
-        .await
-        .map_err(|source| ServeError::Bind {
-            addr: config.http_addr,
-            source,
-        })?;
+    let grpc_listener = bind(config.grpc_addr).await?;
+    let http_listener = bind(config.http_addr).await?;
+    let health_listener = match config.health_addr {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
     let grpc_addr = grpc_listener.local_addr()?;
     let http_addr = http_listener.local_addr()?;
+    let health_addr = health_listener
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()?;
+    if let Some(tls) = &config.tls {
+        let notice_engine = Arc::clone(&engine);
+        tls.set_notice_sink(Arc::new(move |msg| notice_engine.notice(msg)));
+    }
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
@@ -171,6 +233,14 @@ pub async fn run(config: ServerConfig) -> Result<(), ServeError> {
         .build_v1alpha()
         .map_err(|e| ServeError::Reflection(e.to_string()))?;
 
+    let health_task = health_listener.map(|listener| {
+        tokio::spawn(serve_health(
+            listener,
+            health_service.clone(),
+            config.net,
+            shutdown_rx.clone(),
+        ))
+    });
     let api = StressApi::new(Arc::clone(&engine), shutdown_rx.clone());
     let mut grpc_shutdown = shutdown_rx.clone();
     let grpc = tonic::transport::Server::builder()
@@ -189,7 +259,12 @@ pub async fn run(config: ServerConfig) -> Result<(), ServeError> {
         ))
         .serve_with_incoming_shutdown(
             // Limits, accept back-off, idle/handshake/shutdown closing (and Nagle off).
-            net::grpc_incoming(grpc_listener, config.net, shutdown_rx.clone()),
+            net::grpc_incoming(
+                grpc_listener,
+                config.net,
+                shutdown_rx.clone(),
+                config.tls.as_ref().map(crate::tls::Tls::acceptor),
+            ),
             async move {
                 let _ = grpc_shutdown.wait_for(|s| *s).await;
             },
@@ -211,8 +286,10 @@ pub async fn run(config: ServerConfig) -> Result<(), ServeError> {
     });
 
     // Tests and operators read the bound ports from this line (ephemeral ports with :0).
+    let tls = if config.tls.is_some() { " tls=on" } else { "" };
+    let health = health_addr.map_or_else(String::new, |a| format!(" health={a}"));
     println!(
-        "stressd {} listening grpc={grpc_addr} http={http_addr}",
+        "stressd {} listening grpc={grpc_addr} http={http_addr}{health}{tls}",
         env!("CARGO_PKG_VERSION")
     );
     // What happened to the run the previous process died in comes first, so the first lines
@@ -248,6 +325,9 @@ pub async fn run(config: ServerConfig) -> Result<(), ServeError> {
     let _ = shutdown_tx.send(true);
     let _ = grpc_task.await;
     let _ = http_task.await;
+    if let Some(task) = health_task {
+        let _ = task.await;
+    }
     println!("stressd: stopped");
     Ok(())
 }

@@ -13,7 +13,10 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "k8s"
-KUSTOMIZATIONS = ["k8s", "k8s/base", "k8s/overlays/daemonset", "k8s/overlays/microk8s"]
+KUSTOMIZATIONS = ["k8s", "k8s/base", "k8s/overlays/daemonset", "k8s/overlays/microk8s",
+                  "k8s/overlays/secure"]
+# The overlay with tokens, TLS, a plaintext health port and a NetworkPolicy (SECURITY.md).
+SECURE = "k8s/overlays/secure"
 
 NAMESPACE = "memstress"
 APP = "memory-stress-test"
@@ -21,6 +24,8 @@ CONTAINER = "stress-app"
 IMAGE = "localhost:32000/memory-stress-test"
 GRPC_PORT, HTTP_PORT = 50051, 8080
 GRPC_NODE_PORT, HTTP_NODE_PORT = 30051, 30080
+# --health-addr in the secure overlay: grpc.health.v1 alone, plaintext, for the kubelet.
+HEALTH_PORT = 50052
 STATE_DIR = "/var/lib/memstress"
 STATE_VOLUME = "state"
 WORKLOAD_KINDS = {"Deployment", "DaemonSet", "StatefulSet", "ReplicaSet", "Job", "CronJob", "Pod"}
@@ -88,6 +93,12 @@ def one(resources: list[dict], kind: str, name: str) -> dict:
     found = [r for r in resources if r["kind"] == kind and r["metadata"]["name"] == name]
     assert len(found) == 1, f"expected exactly one {kind}/{name}, found {len(found)}"
     return found[0]
+
+
+def grpc_probe_port(rel: str) -> int:
+    """The port of the kubelet's gRPC probes in a kustomization: with TLS on (the secure
+    overlay) the plaintext health port, else the gRPC port itself."""
+    return HEALTH_PORT if rel == SECURE else GRPC_PORT
 
 
 def workloads(resources: list[dict]) -> list[dict]:

@@ -47,11 +47,15 @@ def test_inventory_sorts_every_file():
     assert names["manifest"] == [
         "k8s/base/deployment.yaml", "k8s/base/namespace.yaml", "k8s/base/service-headless.yaml",
         "k8s/base/service.yaml", "k8s/base/serviceaccount.yaml",
+        "k8s/overlays/secure/networkpolicy.yaml",
     ]
     assert names["patch"] == [
         "k8s/overlays/daemonset/deployment-to-daemonset.yaml",
         "k8s/overlays/daemonset/service-node-local.yaml",
         "k8s/overlays/microk8s/pull-always.yaml",
+        "k8s/overlays/secure/deployment-secure.yaml",
+        "k8s/overlays/secure/service-headless-tls.yaml",
+        "k8s/overlays/secure/service-tls.yaml",
     ]
     assert len(names["kustomization"]) == len(h.KUSTOMIZATIONS)
 
@@ -77,7 +81,10 @@ def test_overlay_patches_name_what_the_base_has(base, rel):
     and a strategic-merge patch adds a container it finds under no such name: neither is an
     error there, so every overlay patch is held against the base here."""
     k = inv.load_kustomization(h.REPO / rel)
-    assert k["resources"] == ["../../base"]
+    # The base, then only files of the overlay's own (the secure overlay's NetworkPolicy).
+    assert k["resources"][0] == "../../base"
+    for extra in k["resources"][1:]:
+        assert "/" not in extra and (h.REPO / rel / extra).is_file(), extra
     assert k.get("patches"), f"{rel}: no patches"
     for entry in k["patches"]:
         text = entry.get("patch") or (h.REPO / rel / entry["path"]).read_text(encoding="utf-8")

@@ -35,6 +35,8 @@ def _ports(svc):
 
 @pytest.mark.parametrize("rel", h.KUSTOMIZATIONS)
 def test_nodeport_service(rendered, rel):
+    """The two ports of the base, and nothing else: in the secure overlay too, where the
+    plaintext health port must not be reachable through a NodePort."""
     svc = h.one(rendered[rel], "Service", "memory-stress-service")
     assert svc["spec"]["type"] == "NodePort"
     ports = _ports(svc)
@@ -43,7 +45,8 @@ def test_nodeport_service(rendered, rel):
     assert (ports["grpc"]["port"], ports["grpc"]["nodePort"]) == (h.GRPC_PORT, h.GRPC_NODE_PORT)
     assert ports["http"]["targetPort"] == "http" and ports["grpc"]["targetPort"] == "grpc"
     assert ports["http"]["appProtocol"] == "http"
-    assert ports["grpc"]["appProtocol"] == "kubernetes.io/h2c"
+    # With TLS on the gRPC port is HTTP/2 over TLS, no longer h2c (cleartext).
+    assert ports["grpc"]["appProtocol"] == ("https" if rel == h.SECURE else "kubernetes.io/h2c")
     for p in ports.values():
         assert p.get("protocol", "TCP") == "TCP"
         assert 30000 <= p["nodePort"] <= 32767
@@ -58,3 +61,16 @@ def test_headless_service(rendered, rel):
     ports = _ports(svc)
     assert {n: p["port"] for n, p in ports.items()} == {"http": h.HTTP_PORT, "grpc": h.GRPC_PORT}
     assert all("nodePort" not in p for p in ports.values())
+    assert ports["grpc"]["appProtocol"] == ("https" if rel == h.SECURE else "kubernetes.io/h2c")
+
+
+@pytest.mark.parametrize("rel", h.KUSTOMIZATIONS)
+def test_no_service_exposes_the_plaintext_health_port(rendered, rel):
+    """Only the kubelet needs port 50052; no Service of any kustomization forwards to it,
+    by number or by name."""
+    for svc in h.by_kind(rendered[rel], "Service"):
+        for pod in (h.template(w) for w in h.workloads(rendered[rel])):
+            for port in svc["spec"]["ports"]:
+                target = h.named_port(pod["spec"], port.get("targetPort", port["port"]))
+                assert target != h.HEALTH_PORT, (rel, svc["metadata"]["name"], port)
+                assert port["port"] != h.HEALTH_PORT

@@ -16,6 +16,12 @@ def workload(request, rendered):
     return h.one(rendered[rel], kind, h.APP)
 
 
+@pytest.fixture
+def rel(workload, rendered) -> str:
+    """The kustomization the workload under test was rendered from."""
+    return next(r for r, res in rendered.items() if any(x is workload for x in res))
+
+
 def test_each_kustomization_has_one_workload(rendered):
     for rel, res in rendered.items():
         assert len(h.workloads(res)) == 1, rel
@@ -34,12 +40,15 @@ def test_selector_matcher_can_fail():
         {"matchExpressions": [{"key": "app", "operator": "In", "values": ["x"]}]}, {"app": "y"})
 
 
-def test_container_and_ports(workload):
+def test_container_and_ports(workload, rel):
     spec = h.template(workload)["spec"]
     assert [c["name"] for c in spec["containers"]] == [h.CONTAINER]
     ports = {p["name"]: (p["containerPort"], p.get("protocol", "TCP"))
              for p in h.container(workload)["ports"]}
-    assert ports == {"grpc": (h.GRPC_PORT, "TCP"), "http": (h.HTTP_PORT, "TCP")}
+    expected = {"grpc": (h.GRPC_PORT, "TCP"), "http": (h.HTTP_PORT, "TCP")}
+    if rel == h.SECURE:  # the plaintext gRPC health port (--health-addr)
+        expected["health"] = (h.HEALTH_PORT, "TCP")
+    assert ports == expected
 
 
 def test_resources_exact(workload):
@@ -69,20 +78,21 @@ def test_readiness_probe(workload):
     assert (probe["initialDelaySeconds"], probe["periodSeconds"]) == (5, 10)
 
 
-def test_liveness_probe_is_native_grpc(workload):
+def test_liveness_probe_is_native_grpc(workload, rel):
     probe = h.container(workload)["livenessProbe"]
-    assert probe["grpc"] == {"port": h.GRPC_PORT}  # service "" is SERVING in stressd
+    # service "" is SERVING in stressd; with TLS on, on the plaintext health port
+    assert probe["grpc"] == {"port": h.grpc_probe_port(rel)}
     assert set(probe) & {"httpGet", "tcpSocket", "exec"} == set()
     assert (probe["initialDelaySeconds"], probe["periodSeconds"]) == (15, 30)
     # Restarting a pod under load for slowness would spoil the test it is running.
     assert probe.get("timeoutSeconds", 1) >= 3
 
 
-def test_startup_probe(workload):
+def test_startup_probe(workload, rel):
     probe = h.container(workload)["startupProbe"]
     assert "grpc" in probe or "httpGet" in probe
     if "grpc" in probe:
-        assert probe["grpc"]["port"] == h.GRPC_PORT
+        assert probe["grpc"]["port"] == h.grpc_probe_port(rel)
     else:
         assert h.named_port(h.template(workload)["spec"], probe["httpGet"]["port"]) == h.HTTP_PORT
     assert (probe["periodSeconds"], probe["failureThreshold"]) == (1, 30)
@@ -139,15 +149,19 @@ def test_service_account(rendered, workload):
     assert sa["automountServiceAccountToken"] is False
 
 
-def test_only_writable_path_is_the_state_dir(workload):
+def test_only_writable_path_is_the_state_dir(workload, rel):
     """The root filesystem stays read-only; the run history lives on one emptyDir, which
-    survives a container restart (an OOM kill) but not the pod."""
+    survives a container restart (an OOM kill) but not the pod. The secure overlay adds
+    only Secret volumes, mounted read-only (test_secure.py)."""
     spec = h.template(workload)["spec"]
-    assert spec["volumes"] == [{"name": h.STATE_VOLUME, "emptyDir": {"sizeLimit": "64Mi"}}]
+    volumes = [v for v in spec["volumes"] if "secret" not in v or rel != h.SECURE]
+    assert volumes == [{"name": h.STATE_VOLUME, "emptyDir": {"sizeLimit": "64Mi"}}]
     # Not tmpfs: files in a memory-backed emptyDir count against the container's memory.
-    assert "medium" not in spec["volumes"][0]["emptyDir"]
+    assert "medium" not in volumes[0]["emptyDir"]
     c = h.container(workload)
-    assert c["volumeMounts"] == [{"name": h.STATE_VOLUME, "mountPath": h.STATE_DIR}]
+    mounts = [m for m in c["volumeMounts"] if m["name"] == h.STATE_VOLUME]
+    assert mounts == [{"name": h.STATE_VOLUME, "mountPath": h.STATE_DIR}]
+    assert all(m.get("readOnly") is True for m in c["volumeMounts"] if m not in mounts)
     assert c["securityContext"]["readOnlyRootFilesystem"] is True
     env = {e["name"]: e.get("value") for e in c["env"]}
     assert env["STRESSD_STATE_DIR"] == h.STATE_DIR

@@ -9,8 +9,10 @@
 //! whose requests are short, counts bytes read as activity.
 
 mod conn;
+mod grpc_io;
 
 pub use conn::{Conn, ConnInfo, StreamCount, StreamCountLayer};
+pub use grpc_io::GrpcIo;
 
 use conn::Activity;
 use std::io;
@@ -19,6 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, watch};
+use tokio_rustls::TlsAcceptor;
 use tokio_stream::wrappers::ReceiverStream;
 
 /// Default for `--max-connections` (per port).
@@ -164,12 +167,15 @@ impl Acceptor {
 }
 
 /// The gRPC port's connections, as tonic's `serve_with_incoming_shutdown` takes them. The
-/// listener closes when tonic drops the stream (it stops accepting at shutdown).
+/// listener closes when tonic drops the stream (it stops accepting at shutdown). With `tls`,
+/// each connection's handshake runs in its own task (a slow client holds up no one) within the
+/// handshake timeout; a failed handshake just closes the connection.
 pub fn grpc_incoming(
     listener: TcpListener,
     limits: NetLimits,
     shutdown: watch::Receiver<bool>,
-) -> ReceiverStream<Result<Conn, io::Error>> {
+    tls: Option<TlsAcceptor>,
+) -> ReceiverStream<Result<GrpcIo, io::Error>> {
     let mut acceptor = Acceptor::new(listener, "gRPC", limits, shutdown, Activity::Requests);
     let (tx, rx) = mpsc::channel(1);
     tokio::spawn(async move {
@@ -178,12 +184,40 @@ pub fn grpc_incoming(
                 (conn, _) = acceptor.next() => conn,
                 () = tx.closed() => return,
             };
-            if tx.send(Ok(conn)).await.is_err() {
-                return;
-            }
+            let Some(tls) = &tls else {
+                if tx.send(Ok(GrpcIo::Plain(conn))).await.is_err() {
+                    return;
+                }
+                continue;
+            };
+            let (tls, tx) = (tls.clone(), tx.clone());
+            tokio::spawn(async move {
+                let handshake = tls.accept(conn).into_fallible();
+                match tokio::time::timeout(limits.handshake_timeout, handshake).await {
+                    Ok(Ok(stream)) => {
+                        let _ = tx.send(Ok(GrpcIo::Tls(Box::new(stream)))).await;
+                    }
+                    Ok(Err((_, conn))) => linger_close(conn).await,
+                    Err(_) => {}
+                }
+            });
         }
     });
     ReceiverStream::new(rx)
+}
+
+/// Closes a connection whose TLS handshake failed so that the client reads the alert (e.g.
+/// "certificate required"). In TLS 1.3 the client sends its first request before the server
+/// has checked its certificate; closing with that request unread would send a RST, and the
+/// client would see "connection reset" instead of the reason. So: FIN after the alert (which
+/// tokio-rustls has already written), then read and drop what the client still sends, for at
+/// most a second.
+async fn linger_close(mut conn: Conn) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = conn.shutdown().await;
+    let mut sink = [0u8; 4096];
+    let drain = async { while matches!(conn.read(&mut sink).await, Ok(n) if n > 0) {} };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
 }
 
 /// The HTTP port's listener for `axum::serve`.
