@@ -164,8 +164,10 @@ async fn shutdown_signal() {
     }
 }
 
-/// Runs stressd until SIGTERM / Ctrl-C.
-pub async fn run(config: ServerConfig) -> Result<(), ServeError> {
+/// The domain side of start-up: the cgroup probe, the run history (closing runs a dead process
+/// left open), the log hub and the engine. Returns the engine and the lines to log once the
+/// ports are announced: what happened to a killed run first, then the store's notices.
+fn start_engine(config: &ServerConfig) -> Result<(Arc<Engine>, Vec<String>), ServeError> {
     let cgroup = CgroupProbe::discover(&config.fs_root, config.memory_limit_bytes);
     // Before any port is bound: a second stressd on the same state dir must not start at all.
     let Opened {
@@ -193,53 +195,140 @@ pub async fn run(config: ServerConfig) -> Result<(), ServeError> {
             host_total_bytes: host_total_bytes(),
             allow_host_oom: config.allow_host_oom,
         },
-        Arc::clone(&logs),
+        logs,
         Arc::new(history),
     )?);
+    if let Some(tls) = &config.tls {
+        // Certificate reloads (and failed ones) are logged like every other NOTICE.
+        let notice_engine = Arc::clone(&engine);
+        tls.set_notice_sink(Arc::new(move |msg| notice_engine.notice(msg)));
+    }
+    let startup = recovered
+        .into_iter()
+        .map(|run| run.outcome_message)
+        .chain(notices)
+        .collect();
+    Ok((engine, startup))
+}
 
-    let grpc_listener = bind(config.grpc_addr).await?;
-    let http_listener = bind(config.http_addr).await?;
-    let health_listener = match config.health_addr {
-        Some(addr) => Some(bind(addr).await?),
-        None => None,
+/// Server reflection, v1 for current grpcurl and v1alpha for older builds; both describe the
+/// health service too.
+fn reflection_services() -> Result<
+    (
+        tonic_reflection::server::v1::ServerReflectionServer<
+            impl tonic_reflection::server::v1::ServerReflection,
+        >,
+        tonic_reflection::server::v1alpha::ServerReflectionServer<
+            impl tonic_reflection::server::v1alpha::ServerReflection,
+        >,
+    ),
+    ServeError,
+> {
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(memstress_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
+    let v1 = reflection()
+        .build_v1()
+        .map_err(|e| ServeError::Reflection(e.to_string()))?;
+    let v1alpha = reflection()
+        .build_v1alpha()
+        .map_err(|e| ServeError::Reflection(e.to_string()))?;
+    Ok((v1, v1alpha))
+}
+
+/// After SIGTERM / Ctrl-C: health turns NOT_SERVING, the run is stopped (its watchers get
+/// STRESS_TEST_STOPPED), then the shutdown watch fires for streams and connections. The
+/// process exits within SHUTDOWN_DEADLINE whatever stays open.
+async fn shut_down(
+    engine: &Arc<Engine>,
+    health: &tonic_health::server::HealthReporter,
+    shutdown_tx: &watch::Sender<bool>,
+) -> Result<(), ServeError> {
+    println!("stressd: shutting down");
+    std::thread::Builder::new()
+        .name("shutdown-deadline".into())
+        .spawn(|| {
+            std::thread::sleep(SHUTDOWN_DEADLINE);
+            eprintln!("stressd: shutdown deadline passed; exiting");
+            std::process::exit(0);
+        })?;
+    health
+        .set_not_serving::<StressServiceServer<StressApi>>()
+        .await;
+    health
+        .set_service_status("", tonic_health::ServingStatus::NotServing)
+        .await;
+    let stop_engine = Arc::clone(engine);
+    let _ = tokio::task::spawn_blocking(move || stop_engine.shutdown()).await;
+    let _ = shutdown_tx.send(true);
+    Ok(())
+}
+
+/// The bound ports.
+struct Listeners {
+    grpc: TcpListener,
+    http: TcpListener,
+    health: Option<TcpListener>,
+}
+
+impl Listeners {
+    async fn bind(config: &ServerConfig) -> Result<Self, ServeError> {
+        Ok(Self {
+            grpc: bind(config.grpc_addr).await?,
+            http: bind(config.http_addr).await?,
+            health: match config.health_addr {
+                Some(addr) => Some(bind(addr).await?),
+                None => None,
+            },
+        })
+    }
+}
+
+/// The HTTP side port (`/health`, `/metrics`, `/`) behind the same connection limits; it ends
+/// once the shutdown watch in `state` fires.
+async fn serve_http(
+    listener: TcpListener,
+    limits: net::NetLimits,
+    state: HttpState,
+) -> std::io::Result<()> {
+    let mut shutdown = state.shutdown.clone();
+    axum::serve(
+        net::HttpListener::new(listener, limits, state.shutdown.clone()),
+        router(state),
+    )
+    .with_graceful_shutdown(async move {
+        let _ = shutdown.wait_for(|s| *s).await;
+    })
+    .await
+}
+
+/// Runs stressd until SIGTERM / Ctrl-C.
+pub async fn run(config: ServerConfig) -> Result<(), ServeError> {
+    let (engine, startup) = start_engine(&config)?;
+    let Listeners {
+        grpc: grpc_listener,
+        http: http_listener,
+        health: health_listener,
+    } = Listeners::bind(&config).await?;
     let grpc_addr = grpc_listener.local_addr()?;
     let http_addr = http_listener.local_addr()?;
     let health_addr = health_listener
         .as_ref()
         .map(TcpListener::local_addr)
         .transpose()?;
-    if let Some(tls) = &config.tls {
-        let notice_engine = Arc::clone(&engine);
-        tls.set_notice_sink(Arc::new(move |msg| notice_engine.notice(msg)));
-    }
-
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<StressServiceServer<StressApi>>()
         .await;
-    // v1 for current grpcurl, v1alpha for older builds; both describe the health service too.
-    let reflection = || {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(memstress_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-    };
-    let reflection_v1 = reflection()
-        .build_v1()
-        .map_err(|e| ServeError::Reflection(e.to_string()))?;
-    let reflection_v1alpha = reflection()
-        .build_v1alpha()
-        .map_err(|e| ServeError::Reflection(e.to_string()))?;
+    let (reflection_v1, reflection_v1alpha) = reflection_services()?;
 
-    let health_task = health_listener.map(|listener| {
-        tokio::spawn(serve_health(
-            listener,
-            health_service.clone(),
-            config.net,
-            shutdown_rx.clone(),
-        ))
+    let health_task = health_listener.map(|l| {
+        let plain_health = serve_health(l, health_service.clone(), config.net, shutdown_rx.clone());
+        tokio::spawn(plain_health)
     });
     let api = StressApi::new(Arc::clone(&engine), shutdown_rx.clone());
     let mut grpc_shutdown = shutdown_rx.clone();
@@ -270,20 +359,17 @@ pub async fn run(config: ServerConfig) -> Result<(), ServeError> {
             },
         );
 
-    let mut http_shutdown = shutdown_rx.clone();
-    let http = axum::serve(
-        net::HttpListener::new(http_listener, config.net, shutdown_rx.clone()),
-        router(HttpState {
+    let http = serve_http(
+        http_listener,
+        config.net,
+        HttpState {
             engine: Arc::clone(&engine),
             shutdown: shutdown_rx.clone(),
             grpc_addr,
             http_addr,
             metrics: Arc::new(Exporter::new(Arc::clone(&engine), config.fs_root.clone())),
-        }),
-    )
-    .with_graceful_shutdown(async move {
-        let _ = http_shutdown.wait_for(|s| *s).await;
-    });
+        },
+    );
 
     // Tests and operators read the bound ports from this line (ephemeral ports with :0).
     let tls = if config.tls.is_some() { " tls=on" } else { "" };
@@ -294,35 +380,15 @@ pub async fn run(config: ServerConfig) -> Result<(), ServeError> {
     );
     // What happened to the run the previous process died in comes first, so the first lines
     // of `kubectl logs` after an OOM kill say it.
-    for run in &recovered {
-        engine.notice(run.outcome_message.clone());
-    }
-    for msg in notices {
+    for msg in startup {
         engine.notice(msg);
     }
 
     let grpc_task = tokio::spawn(grpc);
-    let http_task = tokio::spawn(async move { http.await });
+    let http_task = tokio::spawn(http);
 
     shutdown_signal().await;
-    println!("stressd: shutting down");
-    // From here on the process exits within SHUTDOWN_DEADLINE whatever stays open.
-    std::thread::Builder::new()
-        .name("shutdown-deadline".into())
-        .spawn(|| {
-            std::thread::sleep(SHUTDOWN_DEADLINE);
-            eprintln!("stressd: shutdown deadline passed; exiting");
-            std::process::exit(0);
-        })?;
-    health_reporter
-        .set_not_serving::<StressServiceServer<StressApi>>()
-        .await;
-    health_reporter
-        .set_service_status("", tonic_health::ServingStatus::NotServing)
-        .await;
-    let stop_engine = Arc::clone(&engine);
-    let _ = tokio::task::spawn_blocking(move || stop_engine.shutdown()).await;
-    let _ = shutdown_tx.send(true);
+    shut_down(&engine, &health_reporter, &shutdown_tx).await?;
     let _ = grpc_task.await;
     let _ = http_task.await;
     if let Some(task) = health_task {
