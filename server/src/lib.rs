@@ -10,6 +10,7 @@ pub mod cgroup;
 pub mod checkpoint;
 pub mod engine;
 pub mod error;
+mod file_stamp;
 pub mod grpc;
 pub mod history;
 pub mod http;

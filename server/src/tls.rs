@@ -8,13 +8,13 @@
 //! keeps the last good pair and logs one NOTICE until a re-read succeeds.
 
 use crate::auth::RECHECK;
+use crate::file_stamp::FileStamp;
 use crate::server::ServeError;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
@@ -93,35 +93,11 @@ impl Tls {
     }
 }
 
-/// What identifies one version of a file (as in `auth/token.rs`): a swapped symlink, a
-/// rename over it or a rewrite changes at least one of these.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stamp {
-    dev: u64,
-    ino: u64,
-    len: u64,
-    mtime: i64,
-    mtime_nsec: i64,
-}
-
-impl Stamp {
-    fn of(path: &Path) -> std::io::Result<Self> {
-        let meta = std::fs::metadata(path)?;
-        Ok(Self {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            len: meta.len(),
-            mtime: meta.mtime(),
-            mtime_nsec: meta.mtime_nsec(),
-        })
-    }
-}
-
 /// One certificate/key pair as served, with the stamps of the files it came from.
 #[derive(Debug)]
 struct Pair {
     key: Arc<CertifiedKey>,
-    stamps: (Stamp, Stamp),
+    stamps: (FileStamp, FileStamp),
 }
 
 fn file_error(flag: &'static str, path: &Path, reason: impl ToString) -> ServeError {
@@ -150,8 +126,8 @@ fn read_certs(flag: &'static str, path: &Path) -> Result<Vec<CertificateDer<'sta
 fn read_pair(cert: &Path, key: &Path, provider: &CryptoProvider) -> Result<Pair, ServeError> {
     // Stamps first: if a file changes between the two, the next check sees a new stamp.
     let stamps = (
-        Stamp::of(cert).map_err(|e| file_error("--tls-cert", cert, e))?,
-        Stamp::of(key).map_err(|e| file_error("--tls-key", key, e))?,
+        FileStamp::of_path(cert).map_err(|e| file_error("--tls-cert", cert, e))?,
+        FileStamp::of_path(key).map_err(|e| file_error("--tls-key", key, e))?,
     );
     let chain = read_certs("--tls-cert", cert)?;
     let key_pem = std::fs::read(key).map_err(|e| file_error("--tls-key", key, e))?;
@@ -231,7 +207,7 @@ impl Reloading {
         }
         st.checked = now;
         let unchanged = matches!(
-            (Stamp::of(&self.cert), Stamp::of(&self.key)),
+            (FileStamp::of_path(&self.cert), FileStamp::of_path(&self.key)),
             (Ok(c), Ok(k)) if (c, k) == st.pair.stamps
         );
         if unchanged {

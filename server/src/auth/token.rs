@@ -4,7 +4,7 @@
 
 use super::{Credential, Presented, bearer};
 use crate::error::EngineError;
-use std::os::unix::fs::MetadataExt;
+use crate::file_stamp::FileStamp;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -31,32 +31,9 @@ pub fn ct_eq(expected: &[u8], presented: &[u8]) -> bool {
     diff == 0
 }
 
-/// What identifies one version of a file: a swapped symlink, a rename over it or a rewrite
-/// changes at least one of these.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stamp {
-    dev: u64,
-    ino: u64,
-    len: u64,
-    mtime: i64,
-    mtime_nsec: i64,
-}
-
-impl Stamp {
-    fn of(meta: &std::fs::Metadata) -> Self {
-        Self {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            len: meta.len(),
-            mtime: meta.mtime(),
-            mtime_nsec: meta.mtime_nsec(),
-        }
-    }
-}
-
 /// Reads a token: the file's content trimmed of surrounding whitespace, which must be
 /// non-empty visible ASCII (what an `authorization` header can carry).
-fn read_token(path: &Path) -> Result<(Box<[u8]>, Stamp), String> {
+fn read_token(path: &Path) -> Result<(Box<[u8]>, FileStamp), String> {
     // Metadata first: if the file changes between the two, the next check sees a new stamp.
     let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
@@ -71,13 +48,13 @@ fn read_token(path: &Path) -> Result<(Box<[u8]>, Stamp), String> {
                 .into(),
         );
     }
-    Ok((token.into(), Stamp::of(&meta)))
+    Ok((token.into(), FileStamp::of_meta(&meta)))
 }
 
 #[derive(Debug)]
 struct FileState {
     token: Box<[u8]>,
-    stamp: Stamp,
+    stamp: FileStamp,
     checked: Instant,
     /// A re-read failed and was reported; no further NOTICE until one succeeds.
     failing: bool,
@@ -125,7 +102,7 @@ impl TokenFile {
         }
         st.checked = now;
         let unchanged =
-            std::fs::metadata(&self.path).is_ok_and(|meta| Stamp::of(&meta) == st.stamp);
+            std::fs::metadata(&self.path).is_ok_and(|meta| FileStamp::of_meta(&meta) == st.stamp);
         if unchanged {
             return None;
         }
