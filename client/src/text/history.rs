@@ -145,18 +145,7 @@ pub fn run_list(runs: &[RunRecord], next_cursor: &str) -> String {
 
 /// The target in MiB with what was asked for: "2048.0 MiB (50% requested)".
 fn target_mib(target_bytes: u64, p: Option<&RunParameters>) -> String {
-    let size = human::bytes_mib(target_bytes);
-    match p {
-        Some(RunParameters {
-            memory_mb: Some(mb),
-            ..
-        }) => format!("{size} ({mb} MiB requested)"),
-        Some(RunParameters {
-            memory_percent: Some(pct),
-            ..
-        }) => format!("{size} ({} requested)", human::percent(*pct)),
-        _ => size,
-    }
+    super::with_request(human::bytes_mib(target_bytes), p)
 }
 
 /// The basis in MiB: "4096.0 MiB from cgroup v2 (/sys/fs/cgroup/memory.max)", or "-".

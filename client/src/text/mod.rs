@@ -81,7 +81,11 @@ pub fn basis(b: Option<&MemoryBasis>) -> String {
 
 /// The resolved target with what was asked for: "1.00 GiB (1024 MiB requested)".
 pub fn target(target_bytes: u64, p: Option<&RunParameters>) -> String {
-    let size = human::bytes(target_bytes);
+    with_request(human::bytes(target_bytes), p)
+}
+
+/// `size` followed by what the run asked for: "(1024 MiB requested)" or "(50% requested)".
+pub(crate) fn with_request(size: String, p: Option<&RunParameters>) -> String {
     match p {
         Some(RunParameters {
             memory_mb: Some(mb),
