@@ -343,19 +343,6 @@ async fn health_serving_reflection_lists_the_service_and_http_health() {
     assert!(body.contains("memstress.v1.StressService"), "{body}");
 }
 
-fn http_get(addr: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_with_open_stream_and_running_run_exits_in_time() {
     let mut d = Stressd::spawn();

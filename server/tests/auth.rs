@@ -388,16 +388,3 @@ async fn mutating_calls_are_rate_limited_per_client() {
     let mut other = client_from(&d.url(), "127.0.0.2").await;
     other.stop(pb::StopRequest {}).await.unwrap();
 }
-
-fn http_get(addr: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
-}

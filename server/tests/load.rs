@@ -57,11 +57,8 @@ fn spawn_with_args(args: &[&str]) -> Stressd {
 }
 
 fn metric(http: &str, name: &str) -> f64 {
-    let mut s = TcpStream::connect(http).unwrap();
-    write!(s, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).unwrap();
-    body.lines()
+    http_get(http, "/metrics")
+        .lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
         .unwrap_or(f64::NAN)
 }
