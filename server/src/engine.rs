@@ -57,6 +57,16 @@ pub enum State {
 }
 
 impl State {
+    /// Every state, in proto order.
+    pub const ALL: [State; 6] = [
+        Self::Idle,
+        Self::Building,
+        Self::Searching,
+        Self::Completed,
+        Self::Stopped,
+        Self::Failed,
+    ];
+
     fn from_u8(v: u8) -> Self {
         match v {
             1 => Self::Building,

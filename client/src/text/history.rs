@@ -9,7 +9,7 @@ use memstress_proto::v1::{
     RunRecord, StatusResponse,
 };
 
-use super::{basis_source, line, opt_count, parameters, state};
+use super::{line, opt_count, parameters, state};
 use crate::human;
 
 /// How a run ended, in lower-case words: "completed", "stopped", "failed", "killed",
@@ -150,18 +150,7 @@ fn target_mib(target_bytes: u64, p: Option<&RunParameters>) -> String {
 
 /// The basis in MiB: "4096.0 MiB from cgroup v2 (/sys/fs/cgroup/memory.max)", or "-".
 fn basis_mib(b: Option<&MemoryBasis>) -> String {
-    let Some(b) = b else {
-        return "-".to_owned();
-    };
-    let mut s = format!(
-        "{} from {}",
-        human::bytes_mib(b.limit_bytes),
-        basis_source(b.source)
-    );
-    if !b.detail.is_empty() {
-        let _ = write!(s, " ({})", b.detail);
-    }
-    s
+    super::basis_in(b, human::bytes_mib)
 }
 
 /// When a run ended and how long after its start: "2026-...Z (37.2s after the start)".

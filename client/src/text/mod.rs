@@ -63,14 +63,15 @@ pub fn basis_source(v: i32) -> String {
 
 /// "4.00 GiB from cgroup v2 (/sys/fs/cgroup/memory.max)", or "-" when unset.
 pub fn basis(b: Option<&MemoryBasis>) -> String {
+    basis_in(b, human::bytes)
+}
+
+/// [`basis`] with the limit written by `size` (e.g. in MiB for the history record).
+pub(crate) fn basis_in(b: Option<&MemoryBasis>, size: fn(u64) -> String) -> String {
     match b {
         None => "-".to_owned(),
         Some(b) => {
-            let mut s = format!(
-                "{} from {}",
-                human::bytes(b.limit_bytes),
-                basis_source(b.source)
-            );
+            let mut s = format!("{} from {}", size(b.limit_bytes), basis_source(b.source));
             if !b.detail.is_empty() {
                 let _ = write!(s, " ({})", b.detail);
             }

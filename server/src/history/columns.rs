@@ -291,16 +291,7 @@ pub(crate) fn source_from_name(s: &str) -> Option<BasisSource> {
 
 /// Inverse of `State::name` (the engine keeps its own mapping private).
 pub(crate) fn state_from_name(s: &str) -> Option<State> {
-    [
-        State::Idle,
-        State::Building,
-        State::Searching,
-        State::Completed,
-        State::Stopped,
-        State::Failed,
-    ]
-    .into_iter()
-    .find(|v| v.name() == s)
+    State::ALL.into_iter().find(|v| v.name() == s)
 }
 
 /// Inverse of `CgroupVersion::as_str`.

@@ -19,15 +19,8 @@ use prometheus_client::registry::Unit;
 
 type Res = Result<(), std::fmt::Error>;
 
-/// Every state, in proto order: all of them are exported, the current one as 1.
-const STATES: [State; 6] = [
-    State::Idle,
-    State::Building,
-    State::Searching,
-    State::Completed,
-    State::Stopped,
-    State::Failed,
-];
+/// Every state is exported, the current one as 1.
+const STATES: [State; 6] = State::ALL;
 
 /// Writes all families.
 pub(super) fn all(s: &Scrape, enc: &mut DescriptorEncoder<'_>) -> Res {
