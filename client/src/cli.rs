@@ -267,6 +267,9 @@ impl StartArgs {
             huge_pages: self.huge_pages,
             scope: self.scope.map_or(Scope::Unspecified, Scope::from) as i32,
             allow_oom: self.allow_oom,
+            workload: 0,
+            phases: Vec::new(),
+            repeat: None,
         }
     }
 }

@@ -293,6 +293,7 @@ mod tests {
                 huge_pages: false,
                 scope: Scope::Container as i32,
                 allow_oom: false,
+                ..Default::default()
             }),
             target_bytes: 1 << 30,
             nodes: 10_486,
@@ -330,6 +331,7 @@ mod tests {
             huge_page_bytes: 0,
             previous_run: None,
             history: None,
+            ..Default::default()
         }
     }
 
@@ -424,6 +426,7 @@ mod tests {
             basis: None,
             parameters: None,
             previous_run_released_bytes: 3,
+            ..Default::default()
         });
         assert_eq!(v["run_id"], "r-2");
         assert_eq!(v["basis"], Value::Null);

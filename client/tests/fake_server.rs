@@ -64,6 +64,7 @@ impl StressService for Fake {
         Ok(Response::new(StartResponse {
             run_id: "run-2".into(),
             target_bytes: 1 << 30,
+            phase_target_bytes: vec![1 << 30],
             basis: Some(MemoryBasis {
                 limit_bytes: 4 << 30,
                 source: BasisSource::CgroupV2 as i32,
@@ -283,7 +284,7 @@ async fn follow_prints_only_the_run_and_ends_on_completion() {
     );
     assert!(!r.stdout.contains("after the end"), "{}", r.stdout);
 
-    let req = (*last_start.lock().unwrap()).unwrap();
+    let req = last_start.lock().unwrap().clone().unwrap();
     assert_eq!(req.duration_seconds, Some(120));
     assert_eq!(req.log_interval_seconds, None);
     assert_eq!(req.payload_size_kb, None);

@@ -263,6 +263,8 @@ pub struct StatusSnapshot {
     pub searches_total: u64,
     /// The run history: where it lives, the last finished run, the tally.
     pub history: HistoryView,
+    /// Who this process is.
+    pub instance: Arc<crate::instance::Instance>,
 }
 
 /// The run history as Status and metrics see it (no SQL behind any of it).
@@ -366,6 +368,8 @@ pub struct EngineConfig {
     pub host_total_bytes: u64,
     /// `--allow-host-oom`: allow_oom runs even without any memory limit.
     pub allow_host_oom: bool,
+    /// Who this process is (shown in Status).
+    pub instance: Arc<crate::instance::Instance>,
 }
 
 /// The stress engine: one run at a time, on its own OS thread.
@@ -378,6 +382,7 @@ pub struct Engine {
     cgroup: CgroupProbe,
     host_total_bytes: u64,
     allow_host_oom: bool,
+    instance: Arc<crate::instance::Instance>,
     thp_enabled_path: PathBuf,
     control: Mutex<Control>,
     current: Mutex<Option<Arc<RunShared>>>,
@@ -427,6 +432,7 @@ impl Engine {
             cgroup: config.cgroup,
             host_total_bytes: config.host_total_bytes,
             allow_host_oom: config.allow_host_oom,
+            instance: config.instance,
             control: Mutex::new(Control::default()),
             current: Mutex::new(None),
             shutting_down: AtomicBool::new(false),
@@ -824,6 +830,7 @@ impl Engine {
                 previous_run: self.history.previous_run(),
                 tally: self.history.tally().snapshot(),
             },
+            instance: Arc::clone(&self.instance),
         }
     }
 }

@@ -14,6 +14,7 @@ mod file_stamp;
 pub mod grpc;
 pub mod history;
 pub mod http;
+pub mod instance;
 pub mod logs;
 pub mod metrics;
 pub mod net;

@@ -194,6 +194,9 @@ fn start_engine(config: &ServerConfig) -> Result<(Arc<Engine>, Vec<String>), Ser
             cgroup,
             host_total_bytes: host_total_bytes(),
             allow_host_oom: config.allow_host_oom,
+            instance: Arc::new(crate::instance::Instance::detect(&config.fs_root, |k| {
+                std::env::var(k).ok()
+            })),
         },
         logs,
         Arc::new(history),

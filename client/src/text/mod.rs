@@ -439,6 +439,7 @@ mod tests {
             huge_pages: false,
             scope: Scope::Unspecified as i32,
             allow_oom: false,
+            ..Default::default()
         }
     }
 
@@ -454,6 +455,7 @@ mod tests {
             }),
             parameters: Some(params()),
             previous_run_released_bytes: 512 << 20,
+            ..Default::default()
         });
         assert_eq!(
             t,
@@ -489,6 +491,7 @@ mod tests {
             basis: None,
             parameters: Some(p),
             previous_run_released_bytes: 0,
+            ..Default::default()
         });
         assert!(
             t.contains("  target         512.0 MiB (12.5% requested)\n"),
@@ -544,6 +547,7 @@ mod tests {
             huge_page_bytes: 0,
             previous_run: None,
             history: None,
+            ..Default::default()
         };
         let t = status(&s);
         for want in [

@@ -124,6 +124,22 @@ pub(crate) fn params_to_pb(p: &RunParams) -> pb::RunParameters {
         huge_pages: p.huge_pages,
         scope: scope_to_pb(p.scope) as i32,
         allow_oom: p.allow_oom,
+        workload: pb::Workload::Tree as i32,
+        phases: Vec::new(),
+        repeat: 1,
+    }
+}
+
+/// The process identity as sent in Status.
+pub(crate) fn instance_to_pb(i: &crate::instance::Instance) -> pb::Instance {
+    pb::Instance {
+        instance_id: i.instance_id.clone(),
+        hostname: i.hostname.clone(),
+        pod_name: i.pod_name.clone(),
+        pod_namespace: i.pod_namespace.clone(),
+        node_name: i.node_name.clone(),
+        started_at_unix_ms: i.started_at_unix_ms,
+        version: i.version.clone(),
     }
 }
 
@@ -239,6 +255,7 @@ impl StressService for StressApi {
             basis: Some(basis_to_pb(&out.basis)),
             parameters: Some(params_to_pb(&out.params)),
             previous_run_released_bytes: out.previous_run_released_bytes,
+            phase_target_bytes: vec![out.target_bytes],
         }))
     }
 
@@ -291,6 +308,10 @@ impl StressService for StressApi {
             huge_page_bytes: run.map_or(0, |r| r.huge_page_bytes),
             previous_run: s.history.previous_run.as_ref().map(history::record_to_pb),
             history: Some(history::history_status_to_pb(&s.history.status)),
+            workload: pb::Workload::Tree as i32,
+            activity_unit: "searches".into(),
+            phase: None,
+            instance: Some(instance_to_pb(&s.instance)),
         }))
     }
 

@@ -56,6 +56,7 @@ fn engine(root: &Path) -> Arc<Engine> {
         cgroup: CgroupProbe::discover(root, None),
         host_total_bytes: 16 << 30,
         allow_host_oom: false,
+        instance: Arc::new(crate::instance::Instance::detect(root, |_| None)),
     };
     let logs = Arc::new(LogHub::new(100, 16));
     let opened = History::open(&HistoryConfig::default(), &CurrentCgroup::default()).unwrap();
