@@ -13,6 +13,7 @@ pub mod json;
 pub mod paging;
 pub mod text;
 pub mod tls;
+pub mod top;
 
 pub use app::run;
 pub use cli::Cli;
