@@ -24,3 +24,4 @@ pub mod ratelimit;
 pub mod server;
 pub mod tls;
 pub mod tree;
+pub mod workload;
