@@ -40,6 +40,8 @@ pub enum Operation {
     LogEntriesMissed,
     /// Worth knowing, not an error.
     Notice,
+    /// A phase of a target profile started.
+    PhaseStart,
 }
 
 impl Operation {
@@ -59,6 +61,7 @@ impl Operation {
             Self::MemoryCleared => "MEMORY_CLEARED",
             Self::LogEntriesMissed => "LOG_ENTRIES_MISSED",
             Self::Notice => "NOTICE",
+            Self::PhaseStart => "PHASE_START",
         }
     }
 }

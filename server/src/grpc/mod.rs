@@ -182,6 +182,7 @@ fn op_to_pb(op: Operation) -> pb::Operation {
         Operation::MemoryCleared => pb::Operation::MemoryCleared,
         Operation::LogEntriesMissed => pb::Operation::LogEntriesMissed,
         Operation::Notice => pb::Operation::Notice,
+        Operation::PhaseStart => pb::Operation::PhaseStart,
     }
 }
 
