@@ -45,6 +45,15 @@ pub enum Operation {
 }
 
 impl Operation {
+    /// Severity for JSON log lines.
+    pub fn level(self) -> &'static str {
+        match self {
+            Self::StressTestError => "error",
+            Self::LogEntriesMissed => "warn",
+            _ => "info",
+        }
+    }
+
     /// The original design's upper-case name.
     pub fn name(self) -> &'static str {
         match self {
@@ -104,11 +113,41 @@ impl LogRecord {
         }
     }
 
-    /// One line for stdout (`kubectl logs`).
+    /// One line for stdout (`kubectl logs`) in `format`.
+    pub fn to_stdout_line(&self, format: LogFormat) -> String {
+        match format {
+            LogFormat::Text => self.to_line(),
+            LogFormat::Json => self.to_json_line(),
+        }
+    }
+
+    /// One JSON object per line, for log pipelines (Loki, Elasticsearch): field names are
+    /// stable, sizes are MiB, and `level` follows the operation.
+    pub fn to_json_line(&self) -> String {
+        let mut v = serde_json::json!({
+            "ts": memstress_proto::time::format_unix_ms(self.timestamp_ms),
+            "ts_unix_ms": self.timestamp_ms,
+            "level": self.operation.level(),
+            "sequence": self.sequence,
+            "operation": self.operation.name(),
+            "run_id": &*self.run_id,
+            "rss_mib": round1(self.memory_mb),
+            "working_set_mib": self.working_set_mb.map(round1),
+            "message": &*self.message,
+        });
+        if self.operation == Operation::LogEntriesMissed
+            && let Some(o) = v.as_object_mut()
+        {
+            o.insert("missed".into(), self.missed.into());
+        }
+        v.to_string()
+    }
+
+    /// One line of text for stdout (`kubectl logs`).
     pub fn to_line(&self) -> String {
         let ws = self
             .working_set_mb
-            .map(|w| format!(" ws={w:.1}MB"))
+            .map(|w| format!(" ws={w:.1}MiB"))
             .unwrap_or_default();
         let run = if self.run_id.is_empty() {
             String::new()
@@ -116,7 +155,7 @@ impl LogRecord {
             format!(" run={}", self.run_id)
         };
         format!(
-            "{} #{} {}{} mem={:.1}MB{} {}",
+            "{} #{} {}{} rss={:.1}MiB{} {}",
             memstress_proto::time::format_unix_ms(self.timestamp_ms),
             self.sequence,
             self.operation.name(),
@@ -331,6 +370,11 @@ impl LogHub {
     /// can only make this printer lag (it then says how many lines it skipped), never the
     /// workload.
     pub fn spawn_stdout_printer(&self) -> std::io::Result<()> {
+        self.spawn_stdout_printer_as(LogFormat::Text)
+    }
+
+    /// [`Self::spawn_stdout_printer`] writing lines in `format`.
+    pub fn spawn_stdout_printer_as(&self, format: LogFormat) -> std::io::Result<()> {
         let rx = self.tx.subscribe();
         std::thread::Builder::new()
             .name("log-stdout".into())
@@ -339,9 +383,9 @@ impl LogHub {
                 let mut rx = rx;
                 loop {
                     let line = match rx.blocking_recv() {
-                        Ok(rec) => rec.to_line(),
+                        Ok(rec) => rec.to_stdout_line(format),
                         Err(broadcast::error::RecvError::Lagged(n)) => {
-                            LogRecord::missed(n).to_line()
+                            LogRecord::missed(n).to_stdout_line(format)
                         }
                         Err(broadcast::error::RecvError::Closed) => return,
                     };
@@ -383,6 +427,52 @@ impl Drop for WatcherSlot {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
+}
+
+/// How stressd writes its stdout: text for people, JSON lines for log pipelines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One line of text per entry (the default).
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            other => Err(format!("log format '{other}' is not one of: text, json")),
+        }
+    }
+}
+
+/// A line stressd prints about itself (listening, shutting down), outside the log hub: as is
+/// in text, as a JSON object with operation "SERVER" in JSON, so every stdout line of a JSON
+/// stressd parses.
+pub fn process_line(format: LogFormat, message: &str) -> String {
+    match format {
+        LogFormat::Text => message.to_string(),
+        LogFormat::Json => {
+            let now = now_unix_ms();
+            serde_json::json!({
+                "ts": memstress_proto::time::format_unix_ms(now),
+                "ts_unix_ms": now,
+                "level": "info",
+                "operation": "SERVER",
+                "message": message,
+            })
+            .to_string()
+        }
+    }
+}
+
+fn round1(v: f64) -> f64 {
+    (v * 10.0).round() / 10.0
 }
 
 /// Milliseconds since the Unix epoch.
@@ -567,8 +657,55 @@ mod tests {
         );
         let line = rec.to_line();
         assert!(
-            line.contains("#1 SEARCH_TREE_PROGRESS run=run-1 mem=1024.2MB ws=900.0MB x"),
+            line.contains("#1 SEARCH_TREE_PROGRESS run=run-1 rss=1024.2MiB ws=900.0MiB x"),
             "{line}"
         );
+    }
+
+    #[test]
+    fn json_lines_carry_every_field_with_mib_sizes_and_a_level() {
+        let hub = LogHub::new(10, 4);
+        let rec = hub.publish(
+            Operation::StressTestError,
+            &run(),
+            1024.26,
+            Some(900.04),
+            "boom \"q\"",
+        );
+        let v: serde_json::Value = serde_json::from_str(&rec.to_json_line()).unwrap();
+        assert_eq!(v["operation"], "STRESS_TEST_ERROR");
+        assert_eq!(v["level"], "error");
+        assert_eq!(v["sequence"], 1);
+        assert_eq!(v["run_id"], "run-1");
+        assert_eq!(v["rss_mib"], 1024.3);
+        assert_eq!(v["working_set_mib"], 900.0);
+        assert_eq!(v["message"], "boom \"q\"");
+        assert!(v["ts"].as_str().unwrap().ends_with('Z'));
+        assert!(v.get("missed").is_none());
+        let missed: serde_json::Value =
+            serde_json::from_str(&LogRecord::missed(7).to_stdout_line(LogFormat::Json)).unwrap();
+        assert_eq!(
+            (missed["level"].as_str(), missed["missed"].as_u64()),
+            (Some("warn"), Some(7))
+        );
+        assert!(missed["working_set_mib"].is_null());
+    }
+
+    #[test]
+    fn process_lines_are_json_in_json_mode_and_verbatim_in_text() {
+        assert_eq!(
+            process_line(LogFormat::Text, "stressd: stopped"),
+            "stressd: stopped"
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&process_line(LogFormat::Json, "stressd: stopped")).unwrap();
+        assert_eq!(
+            (v["operation"].as_str(), v["message"].as_str()),
+            (Some("SERVER"), Some("stressd: stopped"))
+        );
+        assert_eq!("JSON".parse::<LogFormat>(), Ok(LogFormat::Json));
+        assert_eq!(" text ".parse::<LogFormat>(), Ok(LogFormat::Text));
+        let err = "yaml".parse::<LogFormat>().unwrap_err();
+        assert!(err.contains("yaml") && err.contains("text, json"), "{err}");
     }
 }

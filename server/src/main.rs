@@ -127,6 +127,15 @@ struct Args {
     #[arg(long, env = "STRESSD_HEALTH_ADDR", value_parser = parse_listen_addr,
           value_name = "HOST:PORT")]
     health_addr: Option<SocketAddr>,
+    /// Stdout format: "text" (default) or "json" (one JSON object per line, for `kubectl logs`
+    /// pipelines such as Loki or Elasticsearch).
+    #[arg(
+        long,
+        env = "STRESSD_LOG_FORMAT",
+        default_value = "text",
+        value_name = "FORMAT"
+    )]
+    log_format: memstress_server::logs::LogFormat,
     /// Filesystem root for /proc and /sys reads (for testing against fixtures).
     #[arg(long, env = "STRESSD_FS_ROOT", default_value = "/", hide = true)]
     fs_root: PathBuf,
@@ -182,6 +191,7 @@ fn main() -> std::process::ExitCode {
         allow_host_oom: args.allow_host_oom,
         tls,
         health_addr: args.health_addr,
+        log_format: args.log_format,
     }));
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

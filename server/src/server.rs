@@ -7,6 +7,7 @@ use crate::grpc::StressApi;
 use crate::history::{CurrentCgroup, History, HistoryConfig, HistoryError, Opened};
 use crate::http::{HttpState, router};
 use crate::logs::{CHANNEL_CAPACITY, HISTORY_CAPACITY, LogHub};
+use crate::logs::{LogFormat, process_line};
 use crate::metrics::Exporter;
 use crate::net::{self, NetLimits};
 use memstress_proto::v1::stress_service_server::StressServiceServer;
@@ -52,6 +53,8 @@ pub struct ServerConfig {
     /// `--health-addr`: a plaintext port serving grpc.health.v1 alone (for the kubelet's gRPC
     /// probe, which cannot speak TLS).
     pub health_addr: Option<SocketAddr>,
+    /// `--log-format`: how stdout lines are written.
+    pub log_format: crate::logs::LogFormat,
 }
 
 /// Why the server could not run.
@@ -187,7 +190,7 @@ fn start_engine(config: &ServerConfig) -> Result<(Arc<Engine>, Vec<String>), Ser
     let logs = Arc::new(
         LogHub::new(HISTORY_CAPACITY, CHANNEL_CAPACITY).with_max_watchers(config.max_watchers),
     );
-    logs.spawn_stdout_printer()?;
+    logs.spawn_stdout_printer_as(config.log_format)?;
     let engine = Arc::new(Engine::new(
         EngineConfig {
             fs_root: config.fs_root.clone(),
@@ -248,8 +251,9 @@ async fn shut_down(
     engine: &Arc<Engine>,
     health: &tonic_health::server::HealthReporter,
     shutdown_tx: &watch::Sender<bool>,
+    log_format: LogFormat,
 ) -> Result<(), ServeError> {
-    println!("stressd: shutting down");
+    println!("{}", process_line(log_format, "stressd: shutting down"));
     std::thread::Builder::new()
         .name("shutdown-deadline".into())
         .spawn(|| {
@@ -377,10 +381,11 @@ pub async fn run(config: ServerConfig) -> Result<(), ServeError> {
     // Tests and operators read the bound ports from this line (ephemeral ports with :0).
     let tls = if config.tls.is_some() { " tls=on" } else { "" };
     let health = health_addr.map_or_else(String::new, |a| format!(" health={a}"));
-    println!(
+    let listening = format!(
         "stressd {} listening grpc={grpc_addr} http={http_addr}{health}{tls}",
         env!("CARGO_PKG_VERSION")
     );
+    println!("{}", process_line(config.log_format, &listening));
     // What happened to the run the previous process died in comes first, so the first lines
     // of `kubectl logs` after an OOM kill say it.
     for msg in startup {
@@ -391,12 +396,12 @@ pub async fn run(config: ServerConfig) -> Result<(), ServeError> {
     let http_task = tokio::spawn(http);
 
     shutdown_signal().await;
-    shut_down(&engine, &health_reporter, &shutdown_tx).await?;
+    shut_down(&engine, &health_reporter, &shutdown_tx, config.log_format).await?;
     let _ = grpc_task.await;
     let _ = http_task.await;
     if let Some(task) = health_task {
         let _ = task.await;
     }
-    println!("stressd: stopped");
+    println!("{}", process_line(config.log_format, "stressd: stopped"));
     Ok(())
 }
