@@ -67,6 +67,10 @@ def test_env(workload):
     assert env["MEMORY_LIMIT_BYTES"] == {"name": "MEMORY_LIMIT_BYTES", "valueFrom": {
         "resourceFieldRef": {"containerName": h.CONTAINER, "resource": "limits.memory",
                              "divisor": "1"}}}
+    # Identity for Status.instance: pod, namespace and node through the downward API.
+    for name, path in [("POD_NAME", "metadata.name"), ("POD_NAMESPACE", "metadata.namespace"),
+                       ("NODE_NAME", "spec.nodeName")]:
+        assert env[name] == {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
     assert len(env) == len(h.container(workload)["env"]), "duplicate env names"
 
 
