@@ -52,6 +52,13 @@ count() {
     done | grep -oE "[0-9]+ $1" | awk '{n += $1} END {print n + 0}'
 }
 
+# tmux drives `stressctl top` in a real terminal (client/tests/top_tmux.rs). Installed here
+# when root and missing; without it (not root) that test reports SKIPPED.
+if ! command -v tmux >/dev/null && [ "$(id -u)" -eq 0 ]; then
+    echo "==> apt-get install tmux"
+    (timeout 300 apt-get update -qq && timeout 300 apt-get install -y -qq --no-install-recommends tmux >/dev/null) ||
+        echo "apt-get install tmux failed; the tmux test will say why"
+fi
 run_stage build cargo build --workspace --bins --locked
 run_stage rust cargo test --workspace --locked --no-fail-fast
 run_stage deploy bash scripts/check-deploy.sh
