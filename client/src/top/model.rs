@@ -12,6 +12,8 @@ const LOG_LINES: usize = 200;
 /// Points kept per endpoint whatever the window, so a tiny refresh cannot grow memory without
 /// bound (an hour at 1 s is 3,600).
 const MAX_POINTS: usize = 4096;
+/// The shortest time the chart's x axis spans (a fresh view's first seconds).
+const MIN_SPAN: Duration = Duration::from_secs(10);
 
 /// One measurement of one endpoint.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -175,14 +177,25 @@ impl Model {
         self.logs.iter().skip(self.logs.len().saturating_sub(n))
     }
 
-    /// The chart's x range: the window ending at the newest poll.
+    /// The chart's x range, ending at the newest poll: the window, or less while the oldest
+    /// point is younger than it (so a fresh view fills its width instead of a sliver at the
+    /// right edge), but never under [`MIN_SPAN`].
     pub(crate) fn x_bounds(&self) -> [f64; 2] {
-        [self.now - self.window.as_secs_f64(), self.now]
+        let oldest = self
+            .endpoints
+            .values()
+            .filter_map(|e| e.points.front().map(|p| p.t))
+            .fold(self.now, f64::min);
+        let span = (self.now - oldest)
+            .max(MIN_SPAN.as_secs_f64())
+            .min(self.window.as_secs_f64());
+        [self.now - span, self.now]
     }
 
-    /// The chart window.
-    pub(crate) fn window(&self) -> Duration {
-        self.window
+    /// How much time the chart's x axis spans now (see [`Model::x_bounds`]).
+    pub(crate) fn span(&self) -> Duration {
+        let [from, to] = self.x_bounds();
+        Duration::from_secs_f64((to - from).max(0.0))
     }
 
     /// Polls taken in so far (0: still waiting for the first answer).
@@ -257,6 +270,21 @@ mod tests {
         assert_eq!(ep.points.back().unwrap().rss, 25 * MIB);
         assert_eq!(ep.points.back().unwrap().ws, Some(26 * MIB));
         assert_eq!(m.x_bounds(), [15.0, 25.0]);
+    }
+
+    #[test]
+    fn a_young_view_spans_its_history_not_the_whole_window() {
+        let t0 = Instant::now();
+        let mut m = Model::new(Duration::from_secs(300), t0);
+        m.apply(vec![ok("a:1", 1, "i")], t0 + Duration::from_secs(2));
+        assert_eq!(m.x_bounds(), [-8.0, 2.0], "at least ten seconds");
+        m.apply(vec![ok("a:1", 1, "i")], t0 + Duration::from_secs(62));
+        assert_eq!(m.x_bounds(), [2.0, 62.0]);
+        assert_eq!(m.span(), Duration::from_secs(60));
+        for t in [650, 800, 1000] {
+            m.apply(vec![ok("a:1", 1, "i")], t0 + Duration::from_secs(t));
+        }
+        assert_eq!(m.x_bounds(), [800.0, 1000.0], "points before 700 are gone");
     }
 
     #[test]

@@ -113,15 +113,21 @@ fn series(model: &Model) -> (Vec<Series>, Option<u64>) {
             off_scale = Some(off_scale.map_or(l, |o: u64| o.max(l)));
         }
     }
-    for (name, v) in levels {
-        let colour = if name.starts_with("limit") {
-            Color::Red
-        } else {
-            Color::Green
-        };
-        out.push(level(name, colour, v, x));
-    }
-    (out, off_scale)
+    // Target and limit first: a line drawn later covers an earlier one where they meet, and
+    // the measured memory is what must stay visible when it sits on its target.
+    let mut lines: Vec<Series> = levels
+        .into_iter()
+        .map(|(name, v)| {
+            let colour = if name.starts_with("limit") {
+                Color::Red
+            } else {
+                Color::Green
+            };
+            level(name, colour, v, x)
+        })
+        .collect();
+    lines.extend(out);
+    (lines, off_scale)
 }
 
 /// Draws the chart into `area`.
@@ -148,7 +154,7 @@ pub(crate) fn draw(frame: &mut Frame<'_>, model: &Model, area: Rect) {
     } else {
         "RSS per endpoint"
     };
-    let mut title = format!(" {what}, last {} ", human::duration(model.window()));
+    let mut title = format!(" {what}, last {} ", human::duration(model.span()));
     if let Some(l) = off_scale {
         title.push_str(&format!("(limit {} off scale) ", human::bytes(l)));
     }
@@ -157,7 +163,7 @@ pub(crate) fn draw(frame: &mut Frame<'_>, model: &Model, area: Rect) {
     let chart = Chart::new(datasets)
         .block(Block::default().borders(Borders::TOP).title(title))
         .x_axis(Axis::default().bounds(x).labels([
-            format!("-{}", human::duration(model.window())),
+            format!("-{}", human::duration(model.span())),
             "now".to_owned(),
         ]))
         .y_axis(Axis::default().bounds([0.0, top]).labels([
