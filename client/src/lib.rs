@@ -7,10 +7,12 @@
 pub mod app;
 pub mod cli;
 pub mod error;
+mod fleet;
 pub mod follow;
 pub mod human;
 pub mod json;
 pub mod paging;
+mod progress;
 pub mod text;
 pub mod tls;
 pub mod top;

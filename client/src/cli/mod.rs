@@ -2,8 +2,7 @@
 
 use std::time::Duration;
 
-use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
-use memstress_proto::v1::{Scope, StartRequest, start_request::Target};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use crate::paging::{DEFAULT_LIMIT, Want};
 
@@ -29,7 +28,16 @@ pub const DEFAULT_HEALTH_SERVICES: [&str; 2] = ["", "memstress.v1.StressService"
 ///        port); also usage errors (an unreadable or empty --token-file too)
 ///   3    a followed log stream ended or broke before the run did (`logs --follow`: at
 ///        all), usually because the server is shutting down
+///   4    several endpoints (repeated --addr or dns:///): some failed, the rest succeeded
+///        (every endpoint has its row or document; with none reachable the exit is 2, with
+///        every one refusing 1)
 ///   130  interrupted with Ctrl-C while following
+///
+/// With several endpoints, start, stop, clear, status, health and history run on all of
+/// them in parallel (32 at a time, --timeout each) and print one row per endpoint plus
+/// totals (JSON: one document per endpoint with "endpoint", and "error" for a failure);
+/// logs --follow merges every stream, each line prefixed with the endpoint's pod name (or
+/// address), and reports a restarted pod with its previous run's outcome.
 ///
 /// stressd serves gRPC on port 50051 (NodePort 30051); its HTTP port 8080 (NodePort 30080)
 /// is for probes and metrics, not for stressctl.
@@ -54,17 +62,20 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// stressd gRPC address: http://HOST:PORT or bare HOST[:PORT] (port 50051 by default);
-    /// https://HOST:PORT speaks TLS.
+    /// https://HOST:PORT speaks TLS. Repeat it to talk to many stressd at once;
+    /// dns:///NAME:PORT stands for every A/AAAA record of NAME (plaintext only), e.g. the
+    /// headless Service: dns:///memory-stress-headless.memstress.svc.cluster.local:50051.
     #[arg(
         long,
         global = true,
         help_heading = "Global options",
         env = "STRESSCTL_ADDR",
         default_value = DEFAULT_ADDR,
-        value_parser = parse_addr,
+        value_parser = parse_target,
+        action = ArgAction::Append,
         value_name = "ADDR"
     )]
-    pub addr: String,
+    pub addr: Vec<String>,
 
     /// Time limit for connecting and for each unary call: "500ms", "10s", "2m" or plain seconds.
     /// Does not limit how long a log stream is followed.
@@ -164,114 +175,21 @@ pub enum Command {
     /// "EVIDENCE_OOM_COUNTER"), sizes in bytes, times as Unix milliseconds, the parameters and
     /// last_checkpoint as nested documents, and unknown optional values null.
     History(HistoryArgs),
+    /// A full-screen live view of every endpoint: state, memory, charts and the newest log
+    /// lines. Quit with q or Ctrl-C.
+    Top(TopArgs),
 }
 
-/// Parameters of `start`. Options left out are not sent, so stressd's defaults apply.
-#[derive(Debug, Clone, Default, Args)]
-#[command(group(
-    ArgGroup::new("target")
-        .required(true)
-        .multiple(false)
-        .args(["memory_mb", "memory_percent"])
-))]
-pub struct StartArgs {
-    /// Target in MiB: 10 up to (not including) the memory limit; above it only with --allow-oom.
-    #[arg(long, value_name = "MIB")]
-    pub memory_mb: Option<u64>,
+/// Options of `top`.
+#[derive(Debug, Clone, Args)]
+pub struct TopArgs {
+    /// Time between refreshes, 100ms to 1s.
+    #[arg(long, default_value = "1s", value_parser = parse_refresh, value_name = "DURATION")]
+    pub refresh: Duration,
 
-    /// Target as a percent (1 to 95, fractions allowed) of the memory basis (process scope) or
-    /// of the container's limit (container scope).
-    #[arg(long, value_name = "PERCENT")]
-    pub memory_percent: Option<f64>,
-
-    /// How long the target is held, 5 to 86400 seconds; 0 holds until stopped. [server default: 60]
-    #[arg(long, value_name = "SECONDS")]
-    pub duration: Option<u32>,
-
-    /// How often progress is logged while holding, 1 to 60 seconds. [server default: 5]
-    #[arg(long, value_name = "SECONDS")]
-    pub log_interval: Option<u32>,
-
-    /// Payload carried by each tree node, 1 to 65536 KiB. [server default: 100]
-    #[arg(long, value_name = "KIB")]
-    pub payload_kb: Option<u32>,
-
-    /// Growth rate while building, 0 to 100000 MiB/s; 0 is as fast as possible. [server default: 0]
-    #[arg(long, value_name = "MIB_PER_SECOND")]
-    pub ramp_mb_per_second: Option<f64>,
-
-    /// Searches per second while holding, 0 to 10000000; 0 is unthrottled (loads a core).
-    /// [server default: 1000]
-    #[arg(long, value_name = "N")]
-    pub search_rate: Option<u64>,
-
-    /// Re-read every payload page once per log interval so the memory stays in the active
-    /// working set instead of being reclaimed or swapped.
-    #[arg(long)]
-    pub keep_hot: bool,
-
-    /// Back payloads with transparent huge pages where the node allows it.
-    #[arg(long)]
-    pub huge_pages: bool,
-
-    /// Whose memory the target is measured against. [server default: process]
-    #[arg(long, value_enum, value_name = "SCOPE")]
-    pub scope: Option<ScopeArg>,
-
-    /// Allow a target at or above the memory limit: the run grows until the kernel OOM-kills
-    /// stressd (finds the real OOM line).
-    #[arg(long)]
-    pub allow_oom: bool,
-
-    /// After starting, stream the run's log entries until it completes, stops or fails.
-    /// Ctrl-C stops following, not the run.
-    #[arg(long, short = 'f')]
-    pub follow: bool,
-}
-
-/// `--scope` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ScopeArg {
-    /// stressd's own resident set size reaches the target.
-    Process,
-    /// The container's working set is brought to the target and held there.
-    Container,
-}
-
-impl From<ScopeArg> for Scope {
-    fn from(s: ScopeArg) -> Self {
-        match s {
-            ScopeArg::Process => Scope::Process,
-            ScopeArg::Container => Scope::Container,
-        }
-    }
-}
-
-impl StartArgs {
-    /// The request to send: unset options stay unset (proto `optional`) or zero, which the
-    /// server reads as "use the default".
-    pub fn to_request(&self) -> StartRequest {
-        let target = match (self.memory_mb, self.memory_percent) {
-            (Some(mb), _) => Some(Target::MemoryMb(mb)),
-            (None, Some(p)) => Some(Target::MemoryPercent(p)),
-            (None, None) => None,
-        };
-        StartRequest {
-            target,
-            duration_seconds: self.duration,
-            log_interval_seconds: self.log_interval,
-            payload_size_kb: self.payload_kb,
-            ramp_mb_per_second: self.ramp_mb_per_second.unwrap_or(0.0),
-            search_rate: self.search_rate,
-            keep_hot: self.keep_hot,
-            huge_pages: self.huge_pages,
-            scope: self.scope.map_or(Scope::Unspecified, Scope::from) as i32,
-            allow_oom: self.allow_oom,
-            workload: 0,
-            phases: Vec::new(),
-            repeat: None,
-        }
-    }
+    /// How much history the charts show: "5m", "90s", "1h" (10s to 24h).
+    #[arg(long, default_value = "5m", value_parser = parse_window, value_name = "DURATION")]
+    pub window: Duration,
 }
 
 /// Options of `logs`.
@@ -347,381 +265,10 @@ impl HealthArgs {
     }
 }
 
-/// Normalises `--addr`: a bare `host[:port]` gets `http://` (and port 50051 if it had none);
-/// a trailing `/` is dropped. `http://` is plaintext, `https://` TLS; other schemes are refused.
-pub fn parse_addr(s: &str) -> Result<String, String> {
-    let s = s.trim();
-    if s.is_empty() {
-        return Err("address is empty".to_owned());
-    }
-    let with_scheme = match s.split_once("://") {
-        Some(("http" | "https", _)) => s.to_owned(),
-        Some((scheme, _)) => {
-            return Err(format!(
-                "unsupported scheme \"{scheme}\": use http://HOST:PORT, https://HOST:PORT or HOST:PORT"
-            ));
-        }
-        None => {
-            if has_port(s) {
-                format!("http://{s}")
-            } else {
-                format!("http://{s}:{DEFAULT_PORT}")
-            }
-        }
-    };
-    let authority = with_scheme
-        .trim_start_matches("https://")
-        .trim_start_matches("http://");
-    if authority.is_empty() || authority.starts_with('/') {
-        return Err(format!("invalid address \"{s}\": no host"));
-    }
-    let trimmed = with_scheme
-        .strip_suffix('/')
-        .unwrap_or(&with_scheme)
-        .to_owned();
-    let uri: tonic::transport::Uri = trimmed
-        .parse()
-        .map_err(|e| format!("invalid address \"{s}\": {e}"))?;
-    if uri.host().is_none_or(str::is_empty) {
-        return Err(format!("invalid address \"{s}\": no host"));
-    }
-    if uri.path() != "/" && !uri.path().is_empty() {
-        return Err(format!(
-            "invalid address \"{s}\": a gRPC address has no path (got \"{}\")",
-            uri.path()
-        ));
-    }
-    Ok(trimmed)
-}
-
-/// Whether a scheme-less address already names a port ("host:80", "[::1]:80" but not "[::1]").
-fn has_port(s: &str) -> bool {
-    let after_host = match s.rfind(']') {
-        Some(i) => &s[i + 1..],
-        None => s,
-    };
-    after_host.contains(':')
-}
-
-/// Parses `--timeout`: a positive number with an optional unit `ms`, `s`, `m` or `h`
-/// (no unit = seconds), e.g. "500ms", "10s", "2m", "1.5".
-pub fn parse_timeout(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let value: f64 = num.parse().map_err(|_| {
-        format!("invalid duration \"{s}\": expected e.g. \"500ms\", \"10s\", \"2m\" or seconds")
-    })?;
-    let secs = match unit.trim() {
-        "ms" => value / 1000.0,
-        "" | "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        other => {
-            return Err(format!(
-                "invalid duration \"{s}\": unknown unit \"{other}\" (use ms, s, m or h)"
-            ));
-        }
-    };
-    if secs.is_nan() || secs <= 0.0 {
-        return Err(format!("invalid duration \"{s}\": must be greater than 0"));
-    }
-    Duration::try_from_secs_f64(secs).map_err(|e| format!("invalid duration \"{s}\": {e}"))
-}
-
+mod parse;
+mod start;
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
-mod tests {
-    use super::*;
-    use clap::CommandFactory;
-    use clap::error::ErrorKind;
+mod tests;
 
-    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
-        Cli::try_parse_from(std::iter::once("stressctl").chain(args.iter().copied()))
-    }
-
-    #[test]
-    fn clap_definition_is_consistent() {
-        Cli::command().debug_assert();
-    }
-
-    /// `--help` lists every exit code error.rs uses, each once, in order.
-    #[test]
-    fn help_documents_every_exit_code() {
-        use crate::error::{EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_STREAM_ENDED, EXIT_UNREACHABLE};
-        let help = Cli::command().render_long_help().to_string();
-        let listed: Vec<u8> = help
-            .lines()
-            .skip_while(|l| *l != "Exit codes:")
-            .skip(1)
-            .take_while(|l| !l.is_empty())
-            .filter_map(|l| l.split_whitespace().next()?.parse().ok())
-            .collect();
-        assert_eq!(
-            listed,
-            [
-                0,
-                EXIT_FAILURE,
-                EXIT_UNREACHABLE,
-                EXIT_STREAM_ENDED,
-                EXIT_INTERRUPTED
-            ],
-            "{help}"
-        );
-        for words in [
-            "refused",
-            "followed run failed",
-            "not SERVING",
-            "not reachable",
-            "timed out",
-            "not a gRPC server",
-            "usage errors",
-            "ended or broke before the run did",
-            "Ctrl-C",
-        ] {
-            assert!(help.contains(words), "{words:?} missing from:\n{help}");
-        }
-        // The short help stays short.
-        let short = Cli::command().render_help().to_string();
-        assert!(!short.contains("Exit codes:"), "{short}");
-    }
-
-    #[test]
-    fn addr_normalisation() {
-        assert_eq!(
-            parse_addr("http://127.0.0.1:50051").as_deref(),
-            Ok("http://127.0.0.1:50051")
-        );
-        assert_eq!(
-            parse_addr("127.0.0.1:50051").as_deref(),
-            Ok("http://127.0.0.1:50051")
-        );
-        assert_eq!(
-            parse_addr("stressd.default.svc:9000").as_deref(),
-            Ok("http://stressd.default.svc:9000")
-        );
-        assert_eq!(parse_addr("stressd").as_deref(), Ok("http://stressd:50051"));
-        assert_eq!(parse_addr("[::1]:7000").as_deref(), Ok("http://[::1]:7000"));
-        assert_eq!(parse_addr("[::1]").as_deref(), Ok("http://[::1]:50051"));
-        assert_eq!(
-            parse_addr(" http://localhost:1/ ").as_deref(),
-            Ok("http://localhost:1")
-        );
-        assert!(parse_addr("").is_err());
-        assert_eq!(parse_addr("https://x:1/").as_deref(), Ok("https://x:1"));
-        assert!(parse_addr("ftp://x:1").is_err());
-        assert!(parse_addr("http://x:1/some/path").is_err());
-        assert!(parse_addr("http://").is_err());
-        assert!(parse_addr("bad host:1").is_err());
-    }
-
-    #[test]
-    fn timeout_parsing() {
-        assert_eq!(parse_timeout("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_timeout("10s"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_timeout("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_timeout("1h"), Ok(Duration::from_secs(3600)));
-        assert_eq!(parse_timeout("7"), Ok(Duration::from_secs(7)));
-        assert_eq!(parse_timeout("1.5"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_timeout(" 3 s "), Ok(Duration::from_secs(3)));
-        assert!(parse_timeout("0").is_err());
-        assert!(parse_timeout("0ms").is_err());
-        assert!(parse_timeout("").is_err());
-        assert!(parse_timeout("s").is_err());
-        assert!(parse_timeout("-1s").is_err());
-        assert!(parse_timeout("10 days").is_err());
-        assert!(parse_timeout("1.2.3s").is_err());
-    }
-
-    #[test]
-    fn global_defaults() {
-        // A developer may have STRESSCTL_ADDR exported; the default only applies without it.
-        let cli = parse(&["status"]).unwrap();
-        if std::env::var_os("STRESSCTL_ADDR").is_none() {
-            assert_eq!(cli.global.addr, DEFAULT_ADDR);
-        }
-        assert_eq!(cli.global.timeout, Duration::from_secs(10));
-        assert_eq!(cli.global.output, OutputFormat::Text);
-        assert!(matches!(cli.command, Command::Status));
-    }
-
-    #[test]
-    fn global_options_anywhere() {
-        let cli = parse(&[
-            "--addr",
-            "10.0.0.1:7000",
-            "stop",
-            "--timeout",
-            "500ms",
-            "--output",
-            "json",
-        ])
-        .unwrap();
-        assert_eq!(cli.global.addr, "http://10.0.0.1:7000");
-        assert_eq!(cli.global.timeout, Duration::from_millis(500));
-        assert_eq!(cli.global.output, OutputFormat::Json);
-        assert!(matches!(cli.command, Command::Stop));
-        assert!(parse(&["status", "--timeout", "soon"]).is_err());
-        assert!(parse(&["status", "--output", "yaml"]).is_err());
-    }
-
-    #[test]
-    fn start_follow_parses_and_unset_optionals_stay_none() {
-        let cli = parse(&[
-            "start",
-            "--memory-mb",
-            "1024",
-            "--duration",
-            "120",
-            "--follow",
-        ])
-        .unwrap();
-        let Command::Start(args) = cli.command else {
-            panic!("expected start");
-        };
-        assert_eq!(args.memory_mb, Some(1024));
-        assert_eq!(args.memory_percent, None);
-        assert_eq!(args.duration, Some(120));
-        assert!(args.follow);
-        assert_eq!(args.log_interval, None);
-        assert_eq!(args.payload_kb, None);
-        assert_eq!(args.ramp_mb_per_second, None);
-        assert_eq!(args.search_rate, None);
-        assert_eq!(args.scope, None);
-        assert!(!args.keep_hot && !args.huge_pages && !args.allow_oom);
-
-        let req = args.to_request();
-        assert_eq!(req.target, Some(Target::MemoryMb(1024)));
-        assert_eq!(req.duration_seconds, Some(120));
-        assert_eq!(req.log_interval_seconds, None);
-        assert_eq!(req.payload_size_kb, None);
-        assert_eq!(req.search_rate, None);
-        assert_eq!(req.ramp_mb_per_second, 0.0);
-        assert_eq!(req.scope, Scope::Unspecified as i32);
-        assert!(!req.keep_hot && !req.huge_pages && !req.allow_oom);
-    }
-
-    #[test]
-    fn start_all_options() {
-        let cli = parse(&[
-            "start",
-            "--memory-percent",
-            "12.5",
-            "--duration",
-            "0",
-            "--log-interval",
-            "2",
-            "--payload-kb",
-            "64",
-            "--ramp-mb-per-second",
-            "250.5",
-            "--search-rate",
-            "0",
-            "--keep-hot",
-            "--huge-pages",
-            "--scope",
-            "container",
-            "--allow-oom",
-        ])
-        .unwrap();
-        let Command::Start(args) = cli.command else {
-            panic!("expected start");
-        };
-        assert!(!args.follow);
-        let req = args.to_request();
-        assert_eq!(req.target, Some(Target::MemoryPercent(12.5)));
-        assert_eq!(req.duration_seconds, Some(0));
-        assert_eq!(req.log_interval_seconds, Some(2));
-        assert_eq!(req.payload_size_kb, Some(64));
-        assert_eq!(req.ramp_mb_per_second, 250.5);
-        assert_eq!(req.search_rate, Some(0));
-        assert!(req.keep_hot && req.huge_pages && req.allow_oom);
-        assert_eq!(req.scope, Scope::Container as i32);
-
-        let cli = parse(&["start", "--memory-mb", "64", "--scope", "process"]).unwrap();
-        let Command::Start(args) = cli.command else {
-            panic!("expected start");
-        };
-        assert_eq!(args.to_request().scope, Scope::Process as i32);
-    }
-
-    #[test]
-    fn start_requires_exactly_one_target() {
-        let none = parse(&["start", "--duration", "10"]).unwrap_err();
-        assert_eq!(none.kind(), ErrorKind::MissingRequiredArgument);
-        let both = parse(&["start", "--memory-mb", "10", "--memory-percent", "5"]).unwrap_err();
-        assert_eq!(both.kind(), ErrorKind::ArgumentConflict);
-        assert_eq!(both.exit_code(), 2);
-        assert!(parse(&["start", "--memory-mb", "-5"]).is_err());
-        assert!(parse(&["start", "--memory-mb", "10", "--scope", "pod"]).is_err());
-    }
-
-    #[test]
-    fn logs_and_health_options() {
-        let cli = parse(&["logs"]).unwrap();
-        let Command::Logs(args) = cli.command else {
-            panic!("expected logs");
-        };
-        assert!(!args.follow);
-        assert_eq!(args.from, 0);
-
-        let cli = parse(&["logs", "-f", "--from", "42"]).unwrap();
-        let Command::Logs(args) = cli.command else {
-            panic!("expected logs");
-        };
-        assert!(args.follow);
-        assert_eq!(args.from, 42);
-
-        let cli = parse(&["health"]).unwrap();
-        let Command::Health(args) = cli.command else {
-            panic!("expected health");
-        };
-        assert_eq!(args.services(), vec!["", "memstress.v1.StressService"]);
-
-        let cli = parse(&["health", "--service", "a", "--service", "b"]).unwrap();
-        let Command::Health(args) = cli.command else {
-            panic!("expected health");
-        };
-        assert_eq!(args.services(), vec!["a", "b"]);
-    }
-
-    fn history(args: &[&str]) -> Result<HistoryArgs, clap::Error> {
-        let all: Vec<&str> = std::iter::once("history")
-            .chain(args.iter().copied())
-            .collect();
-        match parse(&all)?.command {
-            Command::History(a) => Ok(a),
-            other => panic!("expected history, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn history_options() {
-        let a = history(&[]).unwrap();
-        assert_eq!(a.run_id, None);
-        assert_eq!(a.want(), Want::Runs(20));
-        assert_eq!(a.cursor, None);
-
-        assert_eq!(history(&["--limit", "5"]).unwrap().want(), Want::Runs(5));
-        assert_eq!(history(&["--all"]).unwrap().want(), Want::All);
-        let a = history(&["--cursor", "17", "--limit", "3"]).unwrap();
-        assert_eq!(a.cursor.as_deref(), Some("17"));
-
-        let a = history(&["run-12-3fa2b1"]).unwrap();
-        assert_eq!(a.run_id.as_deref(), Some("run-12-3fa2b1"));
-        let cli = parse(&["history", "12", "-o", "json"]).unwrap();
-        assert_eq!(cli.global.output, OutputFormat::Json);
-
-        assert!(history(&["--limit", "0"]).is_err());
-        assert!(history(&["--limit", "-1"]).is_err());
-        let e = history(&["--all", "--limit", "5"]).unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::ArgumentConflict);
-        let e = history(&["12", "--all"]).unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::ArgumentConflict);
-        assert!(history(&["12", "--limit", "3"]).is_err());
-        assert!(history(&["12", "--cursor", "3"]).is_err());
-        assert!(history(&["12", "13"]).is_err());
-    }
-}
+pub use parse::{DNS_PREFIX, parse_addr, parse_refresh, parse_target, parse_timeout, parse_window};
+pub use start::{ScopeArg, StartArgs};

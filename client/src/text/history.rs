@@ -71,13 +71,13 @@ fn time_to_target(ms: Option<u64>) -> String {
 
 /// How a table column is aligned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Align {
+pub(crate) enum Align {
     Left,
     Right,
 }
 
 /// The `history` table's columns.
-const COLUMNS: [(&str, Align); 7] = [
+pub(crate) const COLUMNS: [(&str, Align); 7] = [
     ("ID", Align::Left),
     ("STARTED", Align::Left),
     ("TARGET", Align::Right),
@@ -116,7 +116,7 @@ fn table(columns: &[(&str, Align)], rows: &[Vec<String>]) -> String {
 }
 
 /// One run as a row of the `history` table.
-fn row(r: &RunRecord) -> Vec<String> {
+pub(crate) fn row(r: &RunRecord) -> Vec<String> {
     vec![
         r.run_id.clone(),
         time(r.started_at_unix_ms),

@@ -7,11 +7,12 @@ use std::fmt::Write as _;
 
 mod history;
 
+pub(crate) use history::{Align, COLUMNS as HISTORY_COLUMNS, row as history_row};
 pub use history::{outcome, run_list, run_record};
 
 use memstress_proto::v1::{
     BasisSource, ClearResponse, ContainerMemory, LogEntry, MemoryBasis, Operation, RunParameters,
-    Scope, StartResponse, State, StatusResponse, StopResponse,
+    Scope, StartResponse, State, StatusResponse, StopResponse, Workload,
 };
 
 use crate::human;
@@ -45,6 +46,18 @@ pub fn scope(v: i32) -> String {
     match Scope::try_from(v) {
         Ok(Scope::Unspecified | Scope::Process) => "process".to_owned(),
         Ok(Scope::Container) => "container".to_owned(),
+        Err(_) => format!("unknown ({v})"),
+    }
+}
+
+/// A workload in words ("tree", "list", "hash", "matrix"); unspecified is what the server
+/// treats it as.
+pub fn workload(v: i32) -> String {
+    match Workload::try_from(v) {
+        Ok(Workload::Unspecified | Workload::Tree) => "tree".to_owned(),
+        Ok(Workload::List) => "list".to_owned(),
+        Ok(Workload::Hash) => "hash".to_owned(),
+        Ok(Workload::Matrix) => "matrix".to_owned(),
         Err(_) => format!("unknown ({v})"),
     }
 }
