@@ -89,12 +89,11 @@ pub(crate) fn target(s: &StatusResponse) -> Option<u64> {
         .filter(|&t| t > 0)
 }
 
-/// The memory limit: the container's when it has one, else the basis stressd sizes against.
+/// The memory limit: the basis stressd sizes targets against (the cgroup's limit when there
+/// is one, else `--memory-limit`, else the host's memory), or the container's if no basis came.
 pub(crate) fn limit(s: &StatusResponse) -> Option<u64> {
-    let container = s.container.as_ref().and_then(|c| c.limit_bytes);
-    container
-        .or_else(|| s.basis.as_ref().map(|b| b.limit_bytes))
-        .filter(|&l| l > 0)
+    let basis = s.basis.as_ref().map(|b| b.limit_bytes).filter(|&l| l > 0);
+    basis.or_else(|| s.container.as_ref().and_then(|c| c.limit_bytes))
 }
 
 fn working_set(s: &StatusResponse) -> Option<u64> {
