@@ -1,14 +1,17 @@
 //! The domain's one error type. The gRPC layer maps each variant to a status code on purpose
 //! (see `grpc::to_status`); nothing here knows about tonic.
 
+use std::borrow::Cow;
+
 /// Why the engine refused or could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     /// A request field is out of range or inconsistent. Names the field, value and allowed range.
     #[error("{field} = {value} is invalid: {reason} (allowed: {allowed})")]
     InvalidArgument {
-        /// Request field name as in the proto.
-        field: &'static str,
+        /// Request field name as in the proto (a path such as `phases[2].memory_mb` inside a
+        /// repeated field).
+        field: Cow<'static, str>,
         /// The value received.
         value: String,
         /// The allowed range or set.
@@ -91,16 +94,36 @@ pub enum EngineError {
 impl EngineError {
     /// Shorthand for an out-of-range field.
     pub fn invalid(
-        field: &'static str,
+        field: impl Into<Cow<'static, str>>,
         value: impl ToString,
         allowed: impl Into<String>,
         reason: impl Into<String>,
     ) -> Self {
         Self::InvalidArgument {
-            field,
+            field: field.into(),
             value: value.to_string(),
             allowed: allowed.into(),
             reason: reason.into(),
+        }
+    }
+
+    /// The same refusal about an element of a repeated field: `memory_mb` becomes
+    /// `phases[2].memory_mb`, so the client knows which entry was refused.
+    #[must_use]
+    pub fn within(self, prefix: &str) -> Self {
+        match self {
+            Self::InvalidArgument {
+                field,
+                value,
+                allowed,
+                reason,
+            } => Self::InvalidArgument {
+                field: Cow::Owned(format!("{prefix}.{field}")),
+                value,
+                allowed,
+                reason,
+            },
+            other => other,
         }
     }
 }

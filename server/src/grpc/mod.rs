@@ -7,11 +7,11 @@ mod log_stream;
 
 use crate::auth::{Caller, Credential};
 use crate::cgroup::{BasisSource, ContainerMemory, MemoryBasis};
-use crate::engine::{Engine, RunStatus, State};
+use crate::engine::{Engine, PhaseProgress, State, StatusSnapshot};
 use crate::error::EngineError;
 use crate::history::HistoryError;
 use crate::logs::{LogRecord, Operation};
-use crate::params::{RunParams, Scope, StartSpec, Target};
+use crate::params::{Phase, PhaseSpec, RunParams, Scope, StartSpec, Target, WorkloadKind};
 use memstress_proto::v1 as pb;
 use memstress_proto::v1::stress_service_server::StressService;
 use std::pin::Pin;
@@ -88,13 +88,63 @@ fn scope_to_pb(s: Scope) -> pb::Scope {
     }
 }
 
+fn workload_from_pb(v: i32) -> Result<WorkloadKind, Status> {
+    match pb::Workload::try_from(v) {
+        Ok(pb::Workload::Unspecified | pb::Workload::Tree) => Ok(WorkloadKind::Tree),
+        Ok(pb::Workload::List) => Ok(WorkloadKind::List),
+        Ok(pb::Workload::Hash) => Ok(WorkloadKind::Hash),
+        Ok(pb::Workload::Matrix) => Ok(WorkloadKind::Matrix),
+        Err(_) => Err(to_status(EngineError::invalid(
+            "workload",
+            v,
+            "WORKLOAD_TREE (1), WORKLOAD_LIST (2), WORKLOAD_HASH (3) or WORKLOAD_MATRIX (4)",
+            "unknown workload",
+        ))),
+    }
+}
+
+pub(crate) fn workload_to_pb(w: WorkloadKind) -> pb::Workload {
+    match w {
+        WorkloadKind::Tree => pb::Workload::Tree,
+        WorkloadKind::List => pb::Workload::List,
+        WorkloadKind::Hash => pb::Workload::Hash,
+        WorkloadKind::Matrix => pb::Workload::Matrix,
+    }
+}
+
+fn target_from_pb(t: pb::start_request::Target) -> Target {
+    match t {
+        pb::start_request::Target::MemoryMb(mb) => Target::MemoryMb(mb),
+        pb::start_request::Target::MemoryPercent(p) => Target::Percent(p),
+    }
+}
+
+fn phase_from_pb(p: &pb::Phase) -> PhaseSpec {
+    PhaseSpec {
+        target: p.target.map(|t| match t {
+            pb::phase::Target::MemoryMb(mb) => Target::MemoryMb(mb),
+            pb::phase::Target::MemoryPercent(p) => Target::Percent(p),
+        }),
+        hold_seconds: p.hold_seconds,
+        ramp_mb_per_second: p.ramp_mb_per_second,
+    }
+}
+
+fn phase_to_pb(p: &Phase) -> pb::Phase {
+    pb::Phase {
+        target: Some(match p.target {
+            Target::MemoryMb(mb) => pb::phase::Target::MemoryMb(mb),
+            Target::Percent(pc) => pb::phase::Target::MemoryPercent(pc),
+        }),
+        hold_seconds: p.hold_seconds,
+        ramp_mb_per_second: p.ramp_mb_per_second,
+    }
+}
+
 /// Proto request to domain spec (no range checks here: the domain does those).
 pub fn spec_from_pb(req: &pb::StartRequest) -> Result<StartSpec, Status> {
     Ok(StartSpec {
-        target: req.target.map(|t| match t {
-            pb::start_request::Target::MemoryMb(mb) => Target::MemoryMb(mb),
-            pb::start_request::Target::MemoryPercent(p) => Target::Percent(p),
-        }),
+        target: req.target.map(target_from_pb),
         duration_seconds: req.duration_seconds,
         log_interval_seconds: req.log_interval_seconds,
         payload_size_kb: req.payload_size_kb,
@@ -104,13 +154,19 @@ pub fn spec_from_pb(req: &pb::StartRequest) -> Result<StartSpec, Status> {
         huge_pages: req.huge_pages,
         scope: scope_from_pb(req.scope)?,
         allow_oom: req.allow_oom,
+        workload: workload_from_pb(req.workload)?,
+        phases: req.phases.iter().map(phase_from_pb).collect(),
+        repeat: req.repeat,
     })
 }
 
+/// Domain parameters to proto; a profile's runs leave the single target unset (the phases
+/// carry the targets).
 pub(crate) fn params_to_pb(p: &RunParams) -> pb::RunParameters {
-    let (memory_mb, memory_percent) = match p.target {
-        Target::MemoryMb(mb) => (Some(mb), None),
-        Target::Percent(pc) => (None, Some(pc)),
+    let (memory_mb, memory_percent) = match (p.phases.is_empty(), p.target) {
+        (false, _) => (None, None),
+        (true, Target::MemoryMb(mb)) => (Some(mb), None),
+        (true, Target::Percent(pc)) => (None, Some(pc)),
     };
     pb::RunParameters {
         memory_mb,
@@ -124,9 +180,19 @@ pub(crate) fn params_to_pb(p: &RunParams) -> pb::RunParameters {
         huge_pages: p.huge_pages,
         scope: scope_to_pb(p.scope) as i32,
         allow_oom: p.allow_oom,
-        workload: pb::Workload::Tree as i32,
-        phases: Vec::new(),
-        repeat: 1,
+        workload: workload_to_pb(p.workload) as i32,
+        phases: p.phases.iter().map(phase_to_pb).collect(),
+        repeat: p.repeat,
+    }
+}
+
+fn phase_progress_to_pb(p: &PhaseProgress) -> pb::PhaseProgress {
+    pb::PhaseProgress {
+        index: p.index,
+        count: p.count,
+        repetition: p.repetition,
+        repeat: p.repeat,
+        target_bytes: p.target_bytes,
     }
 }
 
@@ -200,11 +266,7 @@ pub fn entry_to_pb(r: &LogRecord) -> pb::LogEntry {
     }
 }
 
-fn container_to_pb(c: &ContainerMemory, run: Option<&RunStatus>) -> pb::ContainerMemory {
-    let during = match (run.and_then(|r| r.oom_kills_at_start), c.oom_kills) {
-        (Some(base), Some(now)) => now.saturating_sub(base),
-        _ => 0,
-    };
+fn container_to_pb(c: &ContainerMemory, oom_kills_during_run: u64) -> pb::ContainerMemory {
     pb::ContainerMemory {
         cgroup_version: c
             .version
@@ -219,7 +281,41 @@ fn container_to_pb(c: &ContainerMemory, run: Option<&RunStatus>) -> pb::Containe
         pressure_full_avg10: c.pressure.map(|p| p.full_avg10),
         pressure_some_total_us: c.pressure.map(|p| p.some_total_us),
         pressure_full_total_us: c.pressure.map(|p| p.full_total_us),
-        oom_kills_during_run: during,
+        oom_kills_during_run,
+    }
+}
+
+/// The Status snapshot as the proto has it: field by field, nothing computed here.
+pub fn status_to_pb(s: &StatusSnapshot) -> pb::StatusResponse {
+    let run = s.run.as_ref();
+    pb::StatusResponse {
+        state: state_to_pb(s.state) as i32,
+        run_id: run.map(|r| r.run_id.clone()).unwrap_or_default(),
+        parameters: run.map(|r| params_to_pb(&r.params)),
+        target_bytes: run.map_or(0, |r| r.target_bytes),
+        nodes: run.map_or(0, |r| r.nodes),
+        payload_bytes: run.map_or(0, |r| r.payload_bytes),
+        rss_bytes: s.rss_bytes,
+        peak_rss_bytes: s.peak_rss_bytes,
+        basis: Some(basis_to_pb(&s.basis)),
+        searches: run.map_or(0, |r| r.searches),
+        searches_per_second: run.map_or(0.0, |r| r.searches_per_second),
+        started_at_unix_ms: run.map_or(0, |r| r.started_at_ms),
+        elapsed_ms: run.map_or(0, |r| r.elapsed_ms),
+        remaining_ms: run.and_then(|r| r.remaining_ms),
+        last_error: run.map(|r| r.last_error.clone()).unwrap_or_default(),
+        fill_rate_mb_per_second: run.map_or(0.0, |r| r.fill_rate_mb_per_second),
+        current_fill_rate_mb_per_second: run.map_or(0.0, |r| r.current_fill_rate_mb_per_second),
+        time_to_target_ms: run.and_then(|r| r.time_to_target_ms),
+        container: Some(container_to_pb(&s.container, s.oom_kills_during_run)),
+        process_cpu_seconds: s.process_cpu_seconds,
+        huge_page_bytes: run.map_or(0, |r| r.huge_page_bytes),
+        previous_run: s.history.previous_run.as_ref().map(history::record_to_pb),
+        history: Some(history::history_status_to_pb(&s.history.status)),
+        workload: workload_to_pb(s.workload) as i32,
+        activity_unit: s.activity_unit.into(),
+        phase: run.and_then(|r| r.phase.as_ref()).map(phase_progress_to_pb),
+        instance: Some(instance_to_pb(&s.instance)),
     }
 }
 
@@ -256,7 +352,7 @@ impl StressService for StressApi {
             basis: Some(basis_to_pb(&out.basis)),
             parameters: Some(params_to_pb(&out.params)),
             previous_run_released_bytes: out.previous_run_released_bytes,
-            phase_target_bytes: vec![out.target_bytes],
+            phase_target_bytes: out.phase_target_bytes,
         }))
     }
 
@@ -279,41 +375,7 @@ impl StressService for StressApi {
         _request: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
         // Cheap (atomics and a few small file reads), so no blocking-pool hop.
-        let s = self.engine.status();
-        let run = s.run.as_ref();
-        Ok(Response::new(pb::StatusResponse {
-            state: state_to_pb(s.state) as i32,
-            run_id: run.map(|r| r.run_id.clone()).unwrap_or_default(),
-            parameters: run.map(|r| params_to_pb(&r.params)),
-            target_bytes: run.map_or(0, |r| r.target_bytes),
-            nodes: run.map_or(0, |r| r.nodes),
-            payload_bytes: run.map_or(0, |r| r.payload_bytes),
-            rss_bytes: s.rss_bytes,
-            peak_rss_bytes: run.map_or(s.rss_bytes, |r| r.peak_rss_bytes),
-            basis: Some(basis_to_pb(&s.basis)),
-            searches: run.map_or(0, |r| r.searches),
-            searches_per_second: if s.state == State::Searching {
-                run.map_or(0.0, |r| r.searches_per_second)
-            } else {
-                0.0
-            },
-            started_at_unix_ms: run.map_or(0, |r| r.started_at_ms),
-            elapsed_ms: run.map_or(0, |r| r.elapsed_ms),
-            remaining_ms: run.and_then(|r| r.remaining_ms),
-            last_error: run.map(|r| r.last_error.clone()).unwrap_or_default(),
-            fill_rate_mb_per_second: run.map_or(0.0, |r| r.fill_rate_mb_per_second),
-            current_fill_rate_mb_per_second: run.map_or(0.0, |r| r.current_fill_rate_mb_per_second),
-            time_to_target_ms: run.and_then(|r| r.time_to_target_ms),
-            container: Some(container_to_pb(&s.container, run)),
-            process_cpu_seconds: s.process_cpu_seconds,
-            huge_page_bytes: run.map_or(0, |r| r.huge_page_bytes),
-            previous_run: s.history.previous_run.as_ref().map(history::record_to_pb),
-            history: Some(history::history_status_to_pb(&s.history.status)),
-            workload: pb::Workload::Tree as i32,
-            activity_unit: "searches".into(),
-            phase: None,
-            instance: Some(instance_to_pb(&s.instance)),
-        }))
+        Ok(Response::new(status_to_pb(&self.engine.status())))
     }
 
     async fn list_runs(

@@ -5,12 +5,12 @@
 use super::model::{CgroupIdentity, Checkpoint, Evidence, Outcome, RunRecord};
 use crate::cgroup::{BasisSource, CgroupVersion, MemoryBasis};
 use crate::engine::State;
-use crate::params::{MIB, RunParams, Scope, Target};
+use crate::params::{MIB, Phase, RunParams, Scope, Target, WorkloadKind};
 use rusqlite::Row;
 use rusqlite::types::Value;
 
 /// The columns of `runs` in table order (`super::store` creates them); [`record_values`] yields values in this order.
-pub(crate) const COLUMNS: [&str; 41] = [
+pub(crate) const COLUMNS: [&str; 44] = [
     "number",
     "run_id",
     "target_kind",
@@ -52,6 +52,9 @@ pub(crate) const COLUMNS: [&str; 41] = [
     "cp_cgroup_path",
     "cp_cgroup_inode",
     "cp_oom_kills",
+    "workload",
+    "phases",
+    "profile_repeat",
 ];
 
 /// Every column of `rec`, in [`COLUMNS`] order.
@@ -96,7 +99,52 @@ pub(crate) fn record_values(rec: &RunRecord) -> Vec<Value> {
         flag(rec.recovered),
     ];
     v.extend(checkpoint_values(rec.last_checkpoint.as_ref()));
+    v.extend([
+        text(p.workload.name()),
+        text(&phases_text(&p.phases)),
+        Value::Integer(p.repeat.into()),
+    ]);
     v
+}
+
+/// A profile as one readable text column, e.g. `memory_mb=512 hold_seconds=30;
+/// memory_percent=50 hold_seconds=10 ramp_mb_per_second=100` ("" for a single target).
+pub(crate) fn phases_text(phases: &[Phase]) -> String {
+    let one = |p: &Phase| {
+        let target = match p.target {
+            Target::MemoryMb(mb) => format!("memory_mb={mb}"),
+            Target::Percent(pc) => format!("memory_percent={pc}"),
+        };
+        let ramp = p
+            .ramp_mb_per_second
+            .map_or(String::new(), |r| format!(" ramp_mb_per_second={r}"));
+        format!("{target} hold_seconds={}{ramp}", p.hold_seconds)
+    };
+    phases.iter().map(one).collect::<Vec<_>>().join("; ")
+}
+
+/// Inverse of [`phases_text`]; a phase it cannot read is left out (reading never fails).
+pub(crate) fn phases_from_text(s: &str) -> Vec<Phase> {
+    s.split(';').filter_map(phase_from_text).collect()
+}
+
+fn phase_from_text(s: &str) -> Option<Phase> {
+    let (mut target, mut hold, mut ramp) = (None, 0u32, None);
+    for field in s.split_whitespace() {
+        let (k, v) = field.split_once('=')?;
+        match k {
+            "memory_mb" => target = Some(Target::MemoryMb(v.parse().ok()?)),
+            "memory_percent" => target = Some(Target::Percent(v.parse().ok()?)),
+            "hold_seconds" => hold = v.parse().ok()?,
+            "ramp_mb_per_second" => ramp = Some(v.parse().ok()?),
+            _ => return None,
+        }
+    }
+    Some(Phase {
+        target: target?,
+        hold_seconds: hold,
+        ramp_mb_per_second: ramp,
+    })
 }
 
 /// The `cp_*` columns, in [`COLUMNS`] order.
@@ -174,6 +222,13 @@ fn params_from_row(row: &Row<'_>, target_bytes: u64) -> RunParams {
             .and_then(|s| scope_from_name(&s))
             .unwrap_or_default(),
         allow_oom: get_i64(row, "allow_oom").is_some_and(|v| v != 0),
+        workload: get_text(row, "workload")
+            .and_then(|s| WorkloadKind::ALL.into_iter().find(|k| k.name() == s))
+            .unwrap_or_default(),
+        phases: get_text(row, "phases")
+            .map(|s| phases_from_text(&s))
+            .unwrap_or_default(),
+        repeat: get_i64(row, "profile_repeat").map_or(1, |v| u32::try_from(v).unwrap_or(1)),
     }
 }
 
@@ -340,6 +395,33 @@ mod tests {
             assert_eq!(version_from_name(v.as_str()), Some(v));
         }
         assert_eq!(state_from_name("exploded"), None);
+    }
+
+    #[test]
+    fn phases_roundtrip_through_their_text() {
+        let phases = vec![
+            Phase {
+                target: Target::MemoryMb(512),
+                hold_seconds: 30,
+                ramp_mb_per_second: None,
+            },
+            Phase {
+                target: Target::Percent(12.5),
+                hold_seconds: 0,
+                ramp_mb_per_second: Some(100.5),
+            },
+        ];
+        let text = phases_text(&phases);
+        assert_eq!(
+            text,
+            "memory_mb=512 hold_seconds=30; memory_percent=12.5 hold_seconds=0 ramp_mb_per_second=100.5"
+        );
+        assert_eq!(phases_from_text(&text), phases);
+        assert!(phases_from_text("").is_empty());
+        assert_eq!(
+            phases_from_text("memory_mb=x hold_seconds=1; memory_mb=10").len(),
+            1
+        );
     }
 
     #[test]

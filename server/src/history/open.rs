@@ -159,7 +159,7 @@ fn open_db(path: &Path, notices: &mut Vec<String>) -> Result<Connection, DbProbl
         });
     // A read-only file opens without complaint and fails only at the first write: better to
     // say so now, with the path.
-    if matches!(checked, Ok(Check::Ready | Check::Fresh))
+    if matches!(checked, Ok(Check::Ready | Check::Fresh | Check::Outdated))
         && conn.is_readonly("main").unwrap_or(false)
     {
         return Err(DbProblem::Unusable(format!(
@@ -169,6 +169,18 @@ fn open_db(path: &Path, notices: &mut Vec<String>) -> Result<Connection, DbProbl
     }
     match checked {
         Ok(Check::Ready) => Ok(conn),
+        Ok(Check::Outdated) => match store::migrate(&mut conn) {
+            Ok(()) => {
+                notices.push(format!(
+                    "history database {}: schema migrated to version {} (workload and phases \
+                     columns; earlier runs read as tree runs with one target)",
+                    path.display(),
+                    store::SCHEMA_VERSION
+                ));
+                Ok(conn)
+            }
+            Err(e) => Err(unusable(e)),
+        },
         Ok(Check::Fresh) => match store::create_schema(&mut conn) {
             Ok(()) => Ok(conn),
             Err(e) => Err(unusable(e)),

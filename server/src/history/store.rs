@@ -12,8 +12,20 @@ use super::model::{Checkpoint, Evidence, RunRecord};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
-/// Bumped whenever the `runs` table changes; a database with another version is set aside.
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+/// Bumped whenever the `runs` table changes. A version-1 database is migrated in place
+/// ([`migrate`]); any other version is set aside.
+pub(crate) const SCHEMA_VERSION: i64 = 2;
+
+/// Columns of a version-1 table (version 2 appended the workload and the profile).
+const V1_COLUMNS: usize = 41;
+
+/// Version 1 → 2: columns with defaults that describe every run a version-1 stressd made
+/// (a tree, one target, once).
+const MIGRATE_V1_SQL: &str = "
+ALTER TABLE runs ADD COLUMN workload TEXT NOT NULL DEFAULT 'tree';
+ALTER TABLE runs ADD COLUMN phases TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN profile_repeat INTEGER NOT NULL DEFAULT 1;
+";
 
 const CREATE_SQL: &str = "
 CREATE TABLE runs (
@@ -57,7 +69,10 @@ CREATE TABLE runs (
     cp_cgroup_version TEXT,
     cp_cgroup_path TEXT,
     cp_cgroup_inode INTEGER,
-    cp_oom_kills INTEGER
+    cp_oom_kills INTEGER,
+    workload TEXT NOT NULL DEFAULT 'tree',
+    phases TEXT NOT NULL DEFAULT '',
+    profile_repeat INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX runs_run_id ON runs(run_id);
 CREATE INDEX runs_outcome ON runs(outcome);
@@ -72,6 +87,8 @@ pub(crate) enum Check {
     Fresh,
     /// Our schema, intact.
     Ready,
+    /// Our version-1 schema, intact: [`migrate`] brings it to this version.
+    Outdated,
     /// Damaged or someone else's schema; the text says what is wrong.
     Damaged(String),
 }
@@ -99,22 +116,38 @@ pub(crate) fn check(conn: &Connection) -> rusqlite::Result<Check> {
     if version == 0 && tables == 0 {
         return Ok(Check::Fresh);
     }
-    if version != SCHEMA_VERSION {
-        return Ok(Check::Damaged(format!(
-            "schema version {version}, this stressd writes version {SCHEMA_VERSION}"
-        )));
-    }
+    let expected = match version {
+        1 => &COLUMNS[..V1_COLUMNS],
+        SCHEMA_VERSION => &COLUMNS[..],
+        _ => {
+            return Ok(Check::Damaged(format!(
+                "schema version {version}, this stressd writes version {SCHEMA_VERSION}"
+            )));
+        }
+    };
     let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('runs')")?;
     let names = stmt
         .query_map([], |r| r.get::<_, String>(0))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    if names != COLUMNS {
+    if names != expected {
         return Ok(Check::Damaged(format!(
             "unexpected columns in table runs: {}",
             names.join(", ")
         )));
     }
-    Ok(Check::Ready)
+    Ok(if version == 1 {
+        Check::Outdated
+    } else {
+        Check::Ready
+    })
+}
+
+/// Brings a version-1 database to this version in one transaction (nothing half-migrated).
+pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    tx.execute_batch(MIGRATE_V1_SQL)?;
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()
 }
 
 /// Creates the schema in an empty database.
@@ -328,5 +361,47 @@ mod tests {
         let conn = open_memory().unwrap();
         assert_eq!(check(&conn).unwrap(), Check::Ready);
         assert_eq!(CREATE_SQL.matches(",\n").count() + 1, COLUMNS.len());
+    }
+
+    /// The version-1 schema as stressd 0.1 created it: the current table without the columns
+    /// version 2 appended.
+    fn v1_database() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        let cut = CREATE_SQL.find(",\n    workload TEXT").unwrap();
+        let end = CREATE_SQL.find("\n);").unwrap();
+        let v1 = format!("{}{}", &CREATE_SQL[..cut], &CREATE_SQL[end..]);
+        conn.execute_batch(&v1).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn
+    }
+
+    #[test]
+    fn version_1_is_migrated_and_its_rows_read_as_single_target_tree_runs() {
+        let mut conn = v1_database();
+        let mut rec = super::super::tests::record(3);
+        rec.params.workload = crate::params::WorkloadKind::Hash;
+        let values = record_values(&rec);
+        let sql = format!(
+            "INSERT INTO runs ({}) VALUES ({})",
+            COLUMNS[..V1_COLUMNS].join(", "),
+            vec!["?"; V1_COLUMNS].join(", ")
+        );
+        conn.execute(&sql, params_from_iter(values.into_iter().take(V1_COLUMNS)))
+            .unwrap();
+        assert_eq!(check(&conn).unwrap(), Check::Outdated);
+        migrate(&mut conn).unwrap();
+        assert_eq!(check(&conn).unwrap(), Check::Ready);
+        let old = page(&conn, None, 10).unwrap().pop().unwrap();
+        assert_eq!(old.params.workload, crate::params::WorkloadKind::Tree);
+        assert!(old.params.phases.is_empty());
+        assert_eq!(old.params.repeat, 1);
+        assert_eq!(old.run_id, rec.run_id);
+    }
+
+    #[test]
+    fn other_versions_are_damaged() {
+        let conn = v1_database();
+        conn.pragma_update(None, "user_version", 7).unwrap();
+        assert!(matches!(check(&conn).unwrap(), Check::Damaged(_)));
     }
 }

@@ -31,6 +31,9 @@ pub(super) fn params() -> RunParams {
         huge_pages: false,
         scope: Scope::Process,
         allow_oom: false,
+        workload: crate::params::WorkloadKind::Tree,
+        phases: Vec::new(),
+        repeat: 1,
     }
 }
 
@@ -207,6 +210,20 @@ fn unusual_run() -> (NewRun, Checkpoint, RunEnd) {
             huge_pages: true,
             scope: Scope::Container,
             allow_oom: true,
+            workload: crate::params::WorkloadKind::Matrix,
+            phases: vec![
+                crate::params::Phase {
+                    target: Target::MemoryMb(u64::MAX >> 12),
+                    hold_seconds: 86_400,
+                    ramp_mb_per_second: Some(0.125),
+                },
+                crate::params::Phase {
+                    target: Target::Percent(95.0),
+                    hold_seconds: 0,
+                    ramp_mb_per_second: None,
+                },
+            ],
+            repeat: 10_000,
         },
         target_bytes: near_max,
         basis: MemoryBasis {

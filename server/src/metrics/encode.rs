@@ -54,7 +54,7 @@ fn engine(s: &Scrape, enc: &mut DescriptorEncoder<'_>) -> Res {
     counter(
         enc,
         "memstress_searches",
-        "Tree searches done by every run of this process.",
+        "Hold activity of every run of this process, in its workload's unit (searches, walk steps, lookups, multiply-adds).",
         None,
         Some(s.status.searches_total),
     )
@@ -96,17 +96,14 @@ fn run(s: &Scrape, enc: &mut DescriptorEncoder<'_>) -> Res {
         "memstress_peak_resident_memory",
         "Peak resident memory of stressd during the current or last run (current RSS before any run).",
         Some(&Unit::Bytes),
-        Some(run.map_or(s.status.rss_bytes, |r| r.peak_rss_bytes)),
+        Some(s.status.peak_rss_bytes),
     )?;
     gauge(
         enc,
         "memstress_peak_working_set",
         "Peak container working set during the current or last run (current working set before any run); absent when unknown.",
         Some(&Unit::Bytes),
-        match run {
-            Some(r) => r.peak_working_set_bytes,
-            None => s.status.container.working_set_bytes,
-        },
+        s.status.peak_working_set_bytes,
     )
 }
 

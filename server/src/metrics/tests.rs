@@ -295,6 +295,9 @@ fn a_run(state: State) -> RunStatus {
             huge_pages: false,
             scope: Scope::Process,
             allow_oom: false,
+            workload: crate::params::WorkloadKind::Tree,
+            phases: Vec::new(),
+            repeat: 1,
         },
         target_bytes: 256 * MI,
         nodes: 1000,
@@ -317,6 +320,7 @@ fn a_run(state: State) -> RunStatus {
         time_to_target_ms: None,
         huge_page_bytes: 0,
         oom_kills_at_start: Some(2),
+        phase: None,
     }
 }
 
@@ -331,6 +335,9 @@ fn a_building_run_is_reported_in_base_units() {
     let mut s = scrape_of(root.path());
     s.status.state = State::Building;
     s.status.run = Some(a_run(State::Building));
+    // The engine computes the snapshot's peaks from the run; set as it would.
+    s.status.peak_rss_bytes = 120 * MI;
+    s.status.peak_working_set_bytes = Some(130 * MI);
     s.status.searches_total = 12_345;
     s.log_entries = 7;
     s.log_watchers = 2;
@@ -397,6 +404,7 @@ fn unknown_container_values_are_declared_without_samples() {
     let root = fixture_root();
     let mut s = scrape_of(root.path());
     s.status.container = ContainerMemory::default();
+    s.status.peak_working_set_bytes = None;
     s.process = ProcessFacts::default();
     let text = render(s);
     let p = parse(&text);

@@ -2,8 +2,13 @@
 //! anything out of range before a single byte is allocated.
 
 mod host;
+mod phases;
 
+pub use crate::workload::WorkloadKind;
 pub use host::{HOST_HEADROOM_PERCENT, HostGuard};
+pub use phases::{
+    MAX_PHASES, MAX_REPEAT, PHASE_HOLD_RANGE, Phase, PhaseSpec, Plan, PlannedPhase, plan,
+};
 
 use crate::cgroup::{BasisSource, MemoryBasis};
 use crate::error::EngineError;
@@ -75,6 +80,12 @@ pub struct StartSpec {
     pub scope: Scope,
     /// Allow a target at or above the limit.
     pub allow_oom: bool,
+    /// The structure that holds the memory.
+    pub workload: WorkloadKind,
+    /// A target profile instead of `target` and `duration_seconds` (empty: a single target).
+    pub phases: Vec<PhaseSpec>,
+    /// How often `phases` runs (only with phases); 0 = until stopped.
+    pub repeat: Option<u32>,
 }
 
 /// Validated parameters with defaults filled in.
@@ -100,6 +111,12 @@ pub struct RunParams {
     pub scope: Scope,
     /// Target at or above the limit allowed.
     pub allow_oom: bool,
+    /// The structure that holds the memory.
+    pub workload: WorkloadKind,
+    /// The target profile as asked (empty for a single-target run).
+    pub phases: Vec<Phase>,
+    /// How often the profile runs; 0 = until stopped (1 for a single-target run).
+    pub repeat: u32,
 }
 
 /// The fields that do not depend on the memory basis, checked and with defaults filled.
@@ -113,7 +130,8 @@ struct Fields {
 
 /// Checks every field, fills defaults and resolves the target in bytes against `basis`.
 /// `container_readable` says whether the cgroup working set can be read (CONTAINER scope needs it);
-/// `host` guards the host when no memory limit applies (see [`HostGuard`]).
+/// `host` guards the host when no memory limit applies (see [`HostGuard`]). For a target
+/// profile the bytes are those of its largest phase ([`plan`] resolves every phase).
 pub fn validate(
     spec: &StartSpec,
     basis: &MemoryBasis,
@@ -130,31 +148,64 @@ pub fn validate(
         ));
     }
     host.check_allow_oom(spec, basis)?;
+    if !spec.phases.is_empty() {
+        let (phases, repeat, largest, bytes) = phases::check(spec, basis, host)?;
+        return Ok((fields.into_params(spec, largest, 0, phases, repeat), bytes));
+    }
+    if let Some(repeat) = spec.repeat {
+        return Err(EngineError::invalid(
+            "repeat",
+            repeat,
+            "unset without phases",
+            "repeat says how often a target profile runs; send phases with it",
+        ));
+    }
     let target_bytes = resolve_target(spec, basis)?;
     host.check_headroom(spec, target_bytes, basis)?;
     let Some(target) = spec.target else {
-        return Err(EngineError::invalid(
-            "memory_mb/memory_percent",
-            "neither set",
-            "exactly one of memory_mb or memory_percent",
-            "a target is required",
-        ));
+        return Err(no_target());
     };
+    let duration = fields.duration_seconds;
     Ok((
+        fields.into_params(spec, target, duration, Vec::new(), 1),
+        target_bytes,
+    ))
+}
+
+fn no_target() -> EngineError {
+    EngineError::invalid(
+        "memory_mb/memory_percent",
+        "neither set",
+        "exactly one of memory_mb or memory_percent",
+        "a target is required",
+    )
+}
+
+impl Fields {
+    fn into_params(
+        self,
+        spec: &StartSpec,
+        target: Target,
+        duration_seconds: u32,
+        phases: Vec<Phase>,
+        repeat: u32,
+    ) -> RunParams {
         RunParams {
             target,
-            duration_seconds: fields.duration_seconds,
-            log_interval_seconds: fields.log_interval_seconds,
-            payload_size_kb: fields.payload_size_kb,
-            ramp_mb_per_second: fields.ramp_mb_per_second,
-            search_rate: fields.search_rate,
+            duration_seconds,
+            log_interval_seconds: self.log_interval_seconds,
+            payload_size_kb: self.payload_size_kb,
+            ramp_mb_per_second: self.ramp_mb_per_second,
+            search_rate: self.search_rate,
             keep_hot: spec.keep_hot,
             huge_pages: spec.huge_pages,
             scope: spec.scope,
             allow_oom: spec.allow_oom,
-        },
-        target_bytes,
-    ))
+            workload: spec.workload,
+            phases,
+            repeat,
+        }
+    }
 }
 
 /// Range checks of the basis-independent fields, defaults filled in.
@@ -235,12 +286,7 @@ fn basis_words(basis: &MemoryBasis) -> String {
 
 fn resolve_target(spec: &StartSpec, basis: &MemoryBasis) -> Result<u64, EngineError> {
     match spec.target {
-        None => Err(EngineError::invalid(
-            "memory_mb/memory_percent",
-            "neither set",
-            "exactly one of memory_mb or memory_percent",
-            "a target is required",
-        )),
+        None => Err(no_target()),
         Some(Target::MemoryMb(mb)) => {
             // The largest whole MiB strictly below the limit.
             let below_limit = basis.limit_bytes.div_ceil(MIB).saturating_sub(1);
@@ -280,30 +326,44 @@ fn resolve_target(spec: &StartSpec, basis: &MemoryBasis) -> Result<u64, EngineEr
             }
             Ok(mb.saturating_mul(MIB))
         }
-        Some(Target::Percent(p)) => {
-            if !p.is_finite() || !(PERCENT_RANGE.0..=PERCENT_RANGE.1).contains(&p) {
-                return Err(EngineError::invalid(
-                    "memory_percent",
-                    p,
-                    format!(
-                        "{}..={} (fractions allowed)",
-                        PERCENT_RANGE.0, PERCENT_RANGE.1
-                    ),
-                    format!("out of range; {}", basis_words(basis)),
-                ));
-            }
-            let bytes = (basis.limit_bytes as f64 * p / 100.0) as u64;
-            if bytes < MIN_MEMORY_MB * MIB {
-                return Err(EngineError::invalid(
-                    "memory_percent",
-                    p,
-                    format!("a percent giving at least {MIN_MEMORY_MB} MiB"),
-                    format!("resolves to {} bytes; {}", bytes, basis_words(basis)),
-                ));
-            }
-            Ok(bytes)
-        }
+        Some(Target::Percent(p)) => resolve_percent(p, basis),
     }
+}
+
+/// Bytes of a target already validated (used again by [`plan`] for every phase).
+fn target_bytes(target: Target, basis: &MemoryBasis) -> u64 {
+    match target {
+        Target::MemoryMb(mb) => mb.saturating_mul(MIB),
+        Target::Percent(p) => percent_bytes(p, basis),
+    }
+}
+
+fn percent_bytes(p: f64, basis: &MemoryBasis) -> u64 {
+    (basis.limit_bytes as f64 * p / 100.0) as u64
+}
+
+fn resolve_percent(p: f64, basis: &MemoryBasis) -> Result<u64, EngineError> {
+    if !p.is_finite() || !(PERCENT_RANGE.0..=PERCENT_RANGE.1).contains(&p) {
+        return Err(EngineError::invalid(
+            "memory_percent",
+            p,
+            format!(
+                "{}..={} (fractions allowed)",
+                PERCENT_RANGE.0, PERCENT_RANGE.1
+            ),
+            format!("out of range; {}", basis_words(basis)),
+        ));
+    }
+    let bytes = percent_bytes(p, basis);
+    if bytes < MIN_MEMORY_MB * MIB {
+        return Err(EngineError::invalid(
+            "memory_percent",
+            p,
+            format!("a percent giving at least {MIN_MEMORY_MB} MiB"),
+            format!("resolves to {} bytes; {}", bytes, basis_words(basis)),
+        ));
+    }
+    Ok(bytes)
 }
 
 #[cfg(test)]

@@ -130,6 +130,7 @@ fn spec() -> impl Strategy<Value = StartSpec> {
                     Scope::Process
                 },
                 allow_oom: oom,
+                ..StartSpec::default()
             },
         )
 }
@@ -218,7 +219,7 @@ proptest! {
                 let EngineError::InvalidArgument { field, allowed, .. } = e else {
                     panic!("not an InvalidArgument: {msg}");
                 };
-                prop_assert!(bad.contains(&field), "refused naming {field} but the offenders are {bad:?}: {msg}");
+                prop_assert!(bad.contains(&field.as_ref()), "refused naming {field} but the offenders are {bad:?}: {msg}");
                 prop_assert!(msg.starts_with(&format!("{field} = ")), "{msg}");
                 prop_assert!(!allowed.is_empty(), "{msg}");
                 prop_assert!(msg.contains("(allowed: "), "{msg}");

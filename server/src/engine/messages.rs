@@ -1,0 +1,343 @@
+//! Every log text the engine writes. A client prints about 40 columns in front of each
+//! message (time, operation, RSS), so progress texts stay within about 60 characters; sizes
+//! are MiB; prose says "keep hot", "huge pages", "allow OOM", never the field names.
+
+use super::mib;
+use crate::cgroup::MemoryBasis;
+use crate::params::{Plan, PlannedPhase, RunParams, Scope, Target};
+use crate::workload::{Counters, WorkloadKind};
+use std::time::Duration;
+
+/// What one hold operation is called (the rate limit counts these).
+pub(crate) fn op_name(kind: WorkloadKind) -> &'static str {
+    match kind {
+        WorkloadKind::Tree => "searches",
+        WorkloadKind::List => "walk steps",
+        WorkloadKind::Hash => "lookups",
+        WorkloadKind::Matrix => "block products",
+    }
+}
+
+/// What the workload's items are called.
+pub(crate) fn items_name(kind: WorkloadKind) -> &'static str {
+    match kind {
+        WorkloadKind::Tree | WorkloadKind::List => "nodes",
+        WorkloadKind::Hash => "entries",
+        WorkloadKind::Matrix => "blocks",
+    }
+}
+
+fn scope_words(scope: Scope) -> &'static str {
+    match scope {
+        Scope::Process => "process RSS",
+        Scope::Container => "container working set",
+    }
+}
+
+fn hold_words(hold: Option<Duration>) -> String {
+    hold.map_or_else(
+        || "until stopped".to_string(),
+        |d| format!("for {} s", d.as_secs()),
+    )
+}
+
+fn rate_words(p: &RunParams) -> String {
+    match p.search_rate {
+        0 => format!("unthrottled {}", op_name(p.workload)),
+        r => format!("{r} {}/s", op_name(p.workload)),
+    }
+}
+
+fn target_words(t: Target, basis: &MemoryBasis) -> String {
+    match t {
+        Target::MemoryMb(mb) => format!("{mb} MiB"),
+        Target::Percent(pc) => format!("{pc}% of {:.1} MiB", mib(basis.limit_bytes)),
+    }
+}
+
+/// STRESS_TEST_START: what the run will do, then how, then who asked.
+pub(crate) fn start(p: &RunParams, plan: &Plan, basis: &MemoryBasis, audit: &str) -> String {
+    let what = if p.phases.is_empty() {
+        let hold = plan.phases.first().and_then(|ph| ph.hold);
+        format!(
+            "target {} of {}, hold {}",
+            target_words(p.target, basis),
+            scope_words(p.scope),
+            hold_words(hold).trim_start_matches("for ")
+        )
+    } else {
+        format!(
+            "{} phases {}, peak {:.1} MiB of {}",
+            p.phases.len(),
+            repeat_words(p.repeat),
+            mib(plan.peak_bytes()),
+            scope_words(p.scope)
+        )
+    };
+    let ramp = if p.ramp_mb_per_second > 0.0 {
+        format!("ramp {} MiB/s", p.ramp_mb_per_second)
+    } else {
+        "full speed".into()
+    };
+    let oom = if p.allow_oom && plan.peak_bytes() >= basis.limit_bytes {
+        "; allow OOM: grows past the limit until the kernel OOM-kills stressd"
+    } else {
+        ""
+    };
+    format!(
+        "{what}; limit {:.1} MiB ({}); {}, payload {} KiB, {ramp}, {}{}{}{oom}{audit}",
+        mib(basis.limit_bytes),
+        basis.detail,
+        p.workload.name(),
+        p.payload_size_kb,
+        rate_words(p),
+        if p.keep_hot { ", keep hot" } else { "" },
+        if p.huge_pages { ", huge pages" } else { "" },
+    )
+}
+
+fn repeat_words(repeat: u32) -> String {
+    match repeat {
+        0 => "repeated until stopped".into(),
+        1 => "once".into(),
+        n => format!("{n} times"),
+    }
+}
+
+/// PHASE_START: which phase of which repetition, and where it goes.
+pub(crate) fn phase_start(
+    index: usize,
+    count: usize,
+    rep: u32,
+    repeat: u32,
+    ph: &PlannedPhase,
+) -> String {
+    let reps = match repeat {
+        0 => format!("repetition {rep}"),
+        n => format!("repetition {rep}/{n}"),
+    };
+    format!(
+        "phase {index}/{count}, {reps}: {:.1} MiB, hold {}",
+        mib(ph.target_bytes),
+        hold_words(ph.hold).trim_start_matches("for ")
+    )
+}
+
+/// BUILD_TREE_START.
+pub(crate) fn build_start(target: u64, from: u64) -> String {
+    let verb = if from > target {
+        "shrinking"
+    } else {
+        "building"
+    };
+    format!(
+        "{verb} toward {:.1} MiB from {:.1} MiB",
+        mib(target),
+        mib(from)
+    )
+}
+
+/// BUILD_TREE_TARGET progress.
+pub(crate) fn build_progress(
+    now: u64,
+    target: u64,
+    items: u64,
+    kind: WorkloadKind,
+    rate: f64,
+) -> String {
+    format!(
+        "{:.1} of {:.1} MiB ({:.0}%), {items} {}, {rate:.1} MiB/s",
+        mib(now),
+        mib(target),
+        100.0 * now as f64 / target.max(1) as f64,
+        items_name(kind)
+    )
+}
+
+/// BUILD_TREE_COMPLETE.
+pub(crate) fn target_reached(
+    reached: u64,
+    took_ms: u64,
+    rate: Option<f64>,
+    c: &Counters,
+    kind: WorkloadKind,
+    shape: &str,
+) -> String {
+    let speed = rate.map_or_else(|| "shrank".to_string(), |r| format!("{r:.1} MiB/s"));
+    let shape = if shape.is_empty() {
+        String::new()
+    } else {
+        format!(", {shape}")
+    };
+    format!(
+        "target reached: {:.1} MiB in {took_ms} ms ({speed}); {} {}{shape}",
+        mib(reached),
+        c.items,
+        items_name(kind)
+    )
+}
+
+/// SEARCH_TREE_START.
+pub(crate) fn hold_start(p: &RunParams, target: u64, hold: Option<Duration>) -> String {
+    format!(
+        "holding {:.1} MiB of {} {}; {}{}{}",
+        mib(target),
+        scope_words(p.scope),
+        hold_words(hold),
+        rate_words(p),
+        if p.keep_hot {
+            "; keeping every payload page hot"
+        } else {
+            ""
+        },
+        if p.scope == Scope::Container {
+            "; adjusting every 100 ms"
+        } else {
+            ""
+        },
+    )
+}
+
+/// SEARCH_TREE_PROGRESS.
+pub(crate) fn hold_progress(
+    activity: u64,
+    rate: f64,
+    kind: WorkloadKind,
+    left: Option<Duration>,
+) -> String {
+    format!(
+        "{activity} {}, {rate:.0}/s{}",
+        kind.activity_unit(),
+        left.map_or(String::new(), |d| format!(
+            "; {:.0} s left",
+            d.as_secs_f64().ceil()
+        ))
+    )
+}
+
+/// SEARCH_TREE_COMPLETE.
+pub(crate) fn hold_complete(activity: u64, hits: u64, secs: f64, kind: WorkloadKind) -> String {
+    let hits = match kind {
+        WorkloadKind::Tree | WorkloadKind::Hash => format!(" ({hits} hits)"),
+        WorkloadKind::List | WorkloadKind::Matrix => String::new(),
+    };
+    format!(
+        "hold complete: {activity} {}{hits} in {secs:.1} s, {:.0}/s",
+        kind.activity_unit(),
+        activity as f64 / secs.max(1e-9)
+    )
+}
+
+/// What a run holds, for its closing entry; peak never below current.
+pub(crate) fn summary(c: &Counters, kind: WorkloadKind, peak_rss: u64, rss: u64) -> String {
+    format!(
+        "{:.1} MiB in {} {}, peak RSS {:.1} MiB",
+        mib(c.payload_bytes),
+        c.items,
+        items_name(kind),
+        mib(peak_rss.max(rss))
+    )
+}
+
+/// STRESS_TEST_COMPLETE.
+pub(crate) fn run_complete(summary: &str) -> String {
+    format!("run complete: {summary}; held until Clear")
+}
+
+/// STRESS_TEST_STOPPED.
+pub(crate) fn run_stopped(summary: &str, audit: &str) -> String {
+    format!("run stopped: {summary}; held until Clear{audit}")
+}
+
+/// STRESS_TEST_ERROR at the end of a run.
+pub(crate) fn run_failed(
+    msg: &str,
+    summary: &str,
+    freed_items: u64,
+    freed_bytes: u64,
+    kind: WorkloadKind,
+) -> String {
+    format!(
+        "run failed: {msg} (had {summary}); freed {freed_items} {} and {:.1} MiB",
+        items_name(kind),
+        mib(freed_bytes)
+    )
+}
+
+/// MEMORY_CLEARED.
+pub(crate) fn cleared(
+    freed: (u64, u64, WorkloadKind),
+    why: &str,
+    ms: u64,
+    before: u64,
+    after: u64,
+    audit: &str,
+) -> String {
+    let (bytes, items, kind) = freed;
+    format!(
+        "freed {items} {}, {:.1} MiB {why} in {ms} ms; RSS {:.1} -> {:.1} MiB{audit}",
+        items_name(kind),
+        mib(bytes),
+        mib(before),
+        mib(after)
+    )
+}
+
+/// NOTICE: huge pages asked for where THP is off.
+pub(crate) fn thp_unavailable(mode: &str) -> String {
+    let mode = mode.trim();
+    let what = if mode.is_empty() {
+        "unavailable".to_string()
+    } else {
+        format!("'{mode}'")
+    };
+    format!("huge pages asked for, but THP is {what} here; using 4 KiB pages")
+}
+
+/// NOTICE: the kernel refused MADV_HUGEPAGE.
+pub(crate) fn thp_refused() -> String {
+    "the kernel refused huge pages; using 4 KiB pages".into()
+}
+
+/// NOTICE: the cgroup counted OOM kills during the run.
+pub(crate) fn oom_kills(n: u64) -> String {
+    format!("the cgroup counted {n} OOM kill(s) since this run started")
+}
+
+/// NOTICE: CONTAINER scope grew the workload back to the target.
+pub(crate) fn container_grew(ws: u64, target: u64, added: u64) -> String {
+    format!(
+        "working set {:.1} < {:.1} MiB; grew {:.1} MiB",
+        mib(ws),
+        mib(target),
+        mib(added)
+    )
+}
+
+/// NOTICE: CONTAINER scope gave memory back.
+pub(crate) fn container_shrank(ws: u64, target: u64, freed: u64) -> String {
+    format!(
+        "working set {:.1} > {:.1} MiB; released {:.1} MiB",
+        mib(ws),
+        mib(target),
+        mib(freed)
+    )
+}
+
+/// STRESS_TEST_ERROR when the worker thread could not start.
+pub(crate) fn spawn_failed(e: &std::io::Error) -> String {
+    format!("could not start the workload thread: {e}")
+}
+
+/// STRESS_TEST_ERROR when the worker panicked.
+pub(crate) fn worker_panicked() -> String {
+    "the workload thread panicked; its memory was released".into()
+}
+
+/// Why a run failed when its measure cannot be read.
+pub(crate) fn unreadable(scope: Scope) -> String {
+    match scope {
+        Scope::Process => "cannot read the process RSS (/proc/self/statm)".into(),
+        Scope::Container => "cannot read the container working set (cgroup memory files)".into(),
+    }
+}
