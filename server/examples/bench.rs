@@ -1,7 +1,8 @@
 //! End-to-end benchmark of `stressd`: drives the real release binary over gRPC, measures fill
 //! rate against the kernel's raw first-touch rate (in the same run), target accuracy, release,
 //! Stop and Status latency, start-up, leaks, map count, ramp fidelity, hold CPU, huge pages,
-//! the cost of the run history and of `/metrics` scrapes, then prints a table and writes JSON.
+//! the cost of the run history and of `/metrics` scrapes, every workload against the tree's
+//! bounds and a phase profile, then prints a table and writes JSON.
 //! See BENCHMARKS.md.
 //!
 //! ```sh
@@ -18,10 +19,14 @@ mod fill;
 mod history;
 #[path = "bench/http.rs"]
 mod http;
+#[path = "bench/kinds.rs"]
+mod kinds;
 #[path = "bench/lifecycle.rs"]
 mod lifecycle;
 #[path = "bench/metrics.rs"]
 mod metrics;
+#[path = "bench/phases.rs"]
+mod phases;
 #[path = "bench/report.rs"]
 mod report;
 #[path = "bench/sampler.rs"]
@@ -49,7 +54,7 @@ struct Args {
     /// Where to write the JSON results (relative paths are relative to the workspace root).
     #[arg(long, default_value = "bench/results.json")]
     out: PathBuf,
-    /// Run only these row groups (comma-separated numbers 1-14; 1, 2, 4, 9 and 12 run together).
+    /// Run only these row groups (comma-separated numbers 1-16; 1, 2, 4, 9 and 12 run together).
     #[arg(long, value_delimiter = ',')]
     only: Vec<u32>,
     /// stressd binary to measure (default: target/release/stressd beside this example).
@@ -203,6 +208,12 @@ async fn run_sections(ctx: &mut Ctx, want: impl Fn(u32) -> bool) -> Vec<Row> {
             metrics::fill_while_scraped,
         )
         .await;
+    }
+    if want(15) {
+        section(ctx, &mut rows, "15", "workloads", kinds::run).await;
+    }
+    if want(16) {
+        section(ctx, &mut rows, "16", "phase profile", phases::run).await;
     }
     if want(7) {
         section(ctx, &mut rows, "7", "idle start-up", lifecycle::idle).await;
