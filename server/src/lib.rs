@@ -1,10 +1,9 @@
 //! stressd: the memstress gRPC server — a memory stress workload (a binary search tree of
 //! nodes carrying payloads, on its own OS thread) behind a thin tonic transport.
 //!
-//! Domain: [`params`], [`engine`], [`tree`], [`arena`], [`logs`], [`cgroup`], [`procmem`].
+//! Domain: [`params`], [`engine`], [`workload`], [`logs`], [`cgroup`], [`procmem`].
 //! Transport: [`grpc`], [`http`], [`server`].
 
-pub mod arena;
 pub mod auth;
 pub mod cgroup;
 pub mod checkpoint;
@@ -23,5 +22,4 @@ pub mod procmem;
 pub mod ratelimit;
 pub mod server;
 pub mod tls;
-pub mod tree;
 pub mod workload;
