@@ -113,12 +113,12 @@ pub(crate) fn phase_start(
     ph: &PlannedPhase,
 ) -> String {
     let reps = match repeat {
-        0 => format!("repetition {rep}"),
-        n => format!("repetition {rep}/{n}"),
+        0 => format!("rep {rep}"),
+        n => format!("rep {rep}/{n}"),
     };
     format!(
-        "phase {index}/{count}, {reps}: {:.1} MiB, hold {}",
-        mib(ph.target_bytes),
+        "phase {index}/{count}, {reps}: {} MiB, hold {}",
+        short(mib(ph.target_bytes)),
         hold_words(ph.hold).trim_start_matches("for ")
     )
 }
@@ -131,10 +131,20 @@ pub(crate) fn build_start(target: u64, from: u64) -> String {
         "building"
     };
     format!(
-        "{verb} toward {:.1} MiB from {:.1} MiB",
-        mib(target),
-        mib(from)
+        "{verb} toward {} MiB from {} MiB",
+        short(mib(target)),
+        short(mib(from))
     )
+}
+
+/// A size or rate in MiB with one decimal, or none from 10,000 on (where it is noise and
+/// would push a progress line past its width).
+fn short(v: f64) -> String {
+    if v >= 10_000.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
 }
 
 /// BUILD_TREE_TARGET progress.
@@ -146,11 +156,12 @@ pub(crate) fn build_progress(
     rate: f64,
 ) -> String {
     format!(
-        "{:.1} of {:.1} MiB ({:.0}%), {items} {}, {rate:.1} MiB/s",
-        mib(now),
-        mib(target),
+        "{} of {} MiB ({:.0}%), {items} {}, {} MiB/s",
+        short(mib(now)),
+        short(mib(target)),
         100.0 * now as f64 / target.max(1) as f64,
-        items_name(kind)
+        items_name(kind),
+        short(rate)
     )
 }
 
@@ -307,20 +318,20 @@ pub(crate) fn oom_kills(n: u64) -> String {
 /// NOTICE: CONTAINER scope grew the workload back to the target.
 pub(crate) fn container_grew(ws: u64, target: u64, added: u64) -> String {
     format!(
-        "working set {:.1} < {:.1} MiB; grew {:.1} MiB",
-        mib(ws),
-        mib(target),
-        mib(added)
+        "working set {} < {} MiB; grew {} MiB",
+        short(mib(ws)),
+        short(mib(target)),
+        short(mib(added))
     )
 }
 
 /// NOTICE: CONTAINER scope gave memory back.
 pub(crate) fn container_shrank(ws: u64, target: u64, freed: u64) -> String {
     format!(
-        "working set {:.1} > {:.1} MiB; released {:.1} MiB",
-        mib(ws),
-        mib(target),
-        mib(freed)
+        "working set {} > {} MiB; released {} MiB",
+        short(mib(ws)),
+        short(mib(target)),
+        short(mib(freed))
     )
 }
 
@@ -339,5 +350,150 @@ pub(crate) fn unreadable(scope: Scope) -> String {
     match scope {
         Scope::Process => "cannot read the process RSS (/proc/self/statm)".into(),
         Scope::Container => "cannot read the container working set (cgroup memory files)".into(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::cgroup::BasisSource;
+    use crate::params::Phase;
+
+    const GIB: u64 = 1 << 30;
+
+    fn params(kind: WorkloadKind) -> RunParams {
+        RunParams {
+            target: Target::Percent(37.5),
+            duration_seconds: 86_400,
+            log_interval_seconds: 5,
+            payload_size_kb: 65_536,
+            ramp_mb_per_second: 100_000.0,
+            search_rate: 10_000_000,
+            keep_hot: true,
+            huge_pages: true,
+            scope: Scope::Container,
+            allow_oom: true,
+            workload: kind,
+            phases: Vec::new(),
+            repeat: 1,
+        }
+    }
+
+    /// Progress texts at their widest (terabytes, billions) still fit beside a client's
+    /// 40-column prefix.
+    #[test]
+    fn progress_texts_fit_in_60_columns() {
+        let c = Counters {
+            items: 99_999_999,
+            payload_bytes: 4096 * GIB,
+            slabs: 16_384,
+        };
+        for kind in WorkloadKind::ALL {
+            let texts = [
+                build_start(4096 * GIB, 4095 * GIB),
+                build_progress(4095 * GIB, 4096 * GIB, c.items, kind, 20_000.0),
+                hold_progress(
+                    999_999_999_999,
+                    9_999_999.0,
+                    kind,
+                    Some(Duration::from_secs(86_400)),
+                ),
+                phase_start(
+                    64,
+                    64,
+                    10_000,
+                    10_000,
+                    &PlannedPhase {
+                        target_bytes: 4096 * GIB,
+                        hold: Some(Duration::from_secs(86_400)),
+                        ramp_mb_per_second: 0.0,
+                    },
+                ),
+                container_grew(4096 * GIB, 4096 * GIB, 4096 * GIB),
+                container_shrank(4096 * GIB, 4096 * GIB, 4096 * GIB),
+            ];
+            for t in texts {
+                assert!(t.chars().count() <= 60, "{} chars: {t}", t.chars().count());
+            }
+        }
+    }
+
+    #[test]
+    fn prose_has_no_field_names_and_says_mib() {
+        let basis = MemoryBasis {
+            limit_bytes: GIB,
+            source: BasisSource::CgroupV2,
+            detail: "memory.max".into(),
+        };
+        let mut p = params(WorkloadKind::Matrix);
+        let plan = crate::params::plan(&p, &basis);
+        let mut texts = vec![
+            start(&p, &plan, &basis, " (by 127.0.0.1:1, credential admin)"),
+            hold_start(&p, GIB, None),
+            hold_start(&p, GIB, Some(Duration::from_secs(5))),
+            thp_unavailable("always madvise [never]"),
+            thp_refused(),
+        ];
+        p.phases = vec![Phase {
+            target: Target::MemoryMb(100),
+            hold_seconds: 0,
+            ramp_mb_per_second: None,
+        }];
+        p.repeat = 0;
+        texts.push(start(&p, &crate::params::plan(&p, &basis), &basis, ""));
+        for t in texts {
+            for bad in [
+                "keep_hot",
+                "huge_pages",
+                "allow_oom",
+                " MB",
+                "for until",
+                "hold until stopped",
+            ] {
+                assert!(!t.contains(bad), "{bad:?} in {t}");
+            }
+        }
+    }
+
+    #[test]
+    fn single_target_start_says_target_hold_and_audit_last() {
+        let basis = MemoryBasis {
+            limit_bytes: 1024 << 20,
+            source: BasisSource::CgroupV1,
+            detail: "memory.limit_in_bytes".into(),
+        };
+        let mut p = params(WorkloadKind::Tree);
+        p.target = Target::MemoryMb(512);
+        p.duration_seconds = 0;
+        p.allow_oom = false;
+        let t = start(&p, &crate::params::plan(&p, &basis), &basis, " (by x)");
+        assert!(
+            t.starts_with(
+                "target 512 MiB of container working set, hold until stopped; limit 1024.0 MiB"
+            ),
+            "{t}"
+        );
+        assert!(t.ends_with(" (by x)"), "{t}");
+        assert!(
+            t.contains("10000000 searches/s, keep hot, huge pages"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn peak_is_never_below_current() {
+        let c = Counters::default();
+        let t = summary(&c, WorkloadKind::Tree, 100 << 20, 200 << 20);
+        assert!(t.contains("peak RSS 200.0 MiB"), "{t}");
+    }
+
+    #[test]
+    fn each_workload_names_its_items_and_hits_only_where_they_mean_something() {
+        assert!(hold_complete(10, 5, 1.0, WorkloadKind::Tree).contains("(5 hits)"));
+        assert!(hold_complete(10, 5, 1.0, WorkloadKind::Hash).contains("lookups (5 hits)"));
+        assert!(!hold_complete(10, 10, 1.0, WorkloadKind::List).contains("hits"));
+        assert_eq!(items_name(WorkloadKind::Matrix), "blocks");
+        assert_eq!(op_name(WorkloadKind::Matrix), "block products");
     }
 }

@@ -344,3 +344,119 @@ pub(crate) fn load_f64(a: &AtomicU64) -> f64 {
 pub(crate) fn store_f64(a: &AtomicU64, v: f64) {
     a.store(v.to_bits(), Ordering::Relaxed);
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::cgroup::BasisSource;
+    use crate::params::{PlannedPhase, Scope, Target, WorkloadKind};
+
+    fn run() -> RunShared {
+        RunShared::new(RunInit {
+            run_id: Arc::from("run-1-abcdef"),
+            number: 1,
+            params: RunParams {
+                target: Target::MemoryMb(64),
+                duration_seconds: 0,
+                log_interval_seconds: 5,
+                payload_size_kb: 100,
+                ramp_mb_per_second: 0.0,
+                search_rate: 1000,
+                keep_hot: false,
+                huge_pages: false,
+                scope: Scope::Process,
+                allow_oom: false,
+                workload: WorkloadKind::Tree,
+                phases: Vec::new(),
+                repeat: 1,
+            },
+            plan: Plan {
+                phases: vec![PlannedPhase {
+                    target_bytes: 64 << 20,
+                    hold: None,
+                    ramp_mb_per_second: 0.0,
+                }],
+                repeat: 1,
+            },
+            basis: MemoryBasis {
+                limit_bytes: 512 << 20,
+                source: BasisSource::CgroupV2,
+                detail: "memory.max".into(),
+            },
+            started_at_ms: 0,
+            oom_kills_at_start: None,
+            rss_bytes: 10 << 20,
+        })
+    }
+
+    #[test]
+    fn the_lifecycle_has_exactly_these_changes() {
+        use State::*;
+        let legal = [
+            (Building, Searching),
+            (Searching, Building),
+            (Building, Completed),
+            (Building, Stopped),
+            (Building, Failed),
+            (Searching, Completed),
+            (Searching, Stopped),
+            (Searching, Failed),
+            (Completed, Idle),
+            (Stopped, Idle),
+        ];
+        for from in State::ALL {
+            for to in State::ALL {
+                assert_eq!(
+                    from.may_become(to),
+                    legal.contains(&(from, to)),
+                    "{from:?} -> {to:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn transition_refuses_what_the_lifecycle_does_not_have() {
+        let r = run();
+        assert_eq!(r.state(), State::Building);
+        assert!(!r.transition(State::Idle), "an active run is not freed");
+        assert!(r.transition(State::Searching));
+        assert!(r.hold_started_ms().is_some());
+        assert!(r.transition(State::Stopped));
+        assert!(
+            !r.transition(State::Searching),
+            "an ended run is not revived"
+        );
+        assert!(!r.transition(State::Failed));
+        assert_eq!(r.state(), State::Stopped);
+        r.counters.items.store(5, Ordering::Relaxed);
+        assert!(r.transition(State::Idle));
+        assert_eq!(r.nodes(), 0, "freed memory is not counted");
+        assert!(!r.transition(State::Building));
+    }
+
+    #[test]
+    fn the_end_is_stamped_once() {
+        let r = run();
+        assert!(r.transition(State::Failed));
+        let ended = r.elapsed_or_ended_ms();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert_eq!(r.elapsed_or_ended_ms(), ended);
+        assert!(
+            !r.transition(State::Idle),
+            "a failed run has nothing to free"
+        );
+    }
+
+    #[test]
+    fn peaks_only_rise_and_the_first_working_set_replaces_unset() {
+        let r = run();
+        assert_eq!(r.peak_working_set(), None);
+        r.note_working_set(5);
+        r.note_working_set(3);
+        assert_eq!(r.peak_working_set(), Some(5));
+        r.note_rss(1);
+        assert_eq!(r.counters.peak_rss.load(Ordering::Relaxed), 10 << 20);
+    }
+}

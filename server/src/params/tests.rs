@@ -294,3 +294,198 @@ fn unreadable_meminfo_leaves_only_the_basis_bounds() {
     let missing = crate::procmem::ProcMem::new(std::path::Path::new("/nonexistent"));
     assert_eq!(missing.mem_available_bytes(), None);
 }
+
+fn phase(target: Target, hold_seconds: u32, ramp: Option<f64>) -> PhaseSpec {
+    PhaseSpec {
+        target: Some(target),
+        hold_seconds,
+        ramp_mb_per_second: ramp,
+    }
+}
+
+fn profile(phases: Vec<PhaseSpec>) -> StartSpec {
+    StartSpec {
+        phases,
+        ramp_mb_per_second: 50.0,
+        ..StartSpec::default()
+    }
+}
+
+#[test]
+fn a_single_target_is_one_phase_once() {
+    let (p, bytes) = validate(&mb(128), &basis(512), true, &NO_GUARD).unwrap();
+    assert!(p.phases.is_empty());
+    assert_eq!(p.repeat, 1);
+    assert_eq!(p.workload, WorkloadKind::Tree);
+    let plan = plan(&p, &basis(512));
+    assert_eq!(plan.repeat, 1);
+    assert_eq!(plan.targets(), vec![bytes]);
+    assert_eq!(
+        plan.phases[0].hold,
+        Some(std::time::Duration::from_secs(60))
+    );
+    let (p, _) = validate(
+        &StartSpec {
+            duration_seconds: Some(0),
+            ..mb(128)
+        },
+        &basis(512),
+        true,
+        &NO_GUARD,
+    )
+    .unwrap();
+    assert_eq!(plan_of(&p).phases[0].hold, None, "0 holds until stopped");
+}
+
+fn plan_of(p: &RunParams) -> Plan {
+    plan(p, &basis(512))
+}
+
+#[test]
+fn a_profile_resolves_every_phase_and_inherits_the_ramp() {
+    let spec = StartSpec {
+        repeat: Some(0),
+        ..profile(vec![
+            phase(Target::MemoryMb(100), 30, None),
+            phase(Target::Percent(50.0), 0, Some(10.0)),
+            phase(Target::MemoryMb(20), 5, Some(0.0)),
+        ])
+    };
+    let (p, bytes) = validate(&spec, &basis(512), true, &NO_GUARD).unwrap();
+    assert_eq!(bytes, 256 * MIB, "the run's target is its largest phase's");
+    assert_eq!(p.target, Target::Percent(50.0));
+    assert_eq!(p.duration_seconds, 0);
+    assert_eq!(p.repeat, 0);
+    assert_eq!(p.phases.len(), 3);
+    let plan = plan_of(&p);
+    assert_eq!(plan.targets(), vec![100 * MIB, 256 * MIB, 20 * MIB]);
+    assert_eq!(plan.peak_bytes(), 256 * MIB);
+    let ramps: Vec<f64> = plan.phases.iter().map(|p| p.ramp_mb_per_second).collect();
+    assert_eq!(ramps, vec![50.0, 10.0, 0.0]);
+    assert_eq!(plan.phases[1].hold, Some(std::time::Duration::ZERO));
+}
+
+/// Every profile refusal: (spec, field named, text expected in the message).
+#[test]
+fn profile_refusals_name_the_phase_and_field() {
+    let ok = || phase(Target::MemoryMb(100), 1, None);
+    let with = |f: &dyn Fn(&mut StartSpec)| {
+        let mut s = profile(vec![ok(), ok()]);
+        f(&mut s);
+        s
+    };
+    let cases: Vec<(StartSpec, &str, &str)> = vec![
+        (
+            with(&|s| s.phases[1].target = Some(Target::MemoryMb(512))),
+            "phases[1].memory_mb",
+            "10..=511",
+        ),
+        (
+            with(&|s| s.phases[0].target = Some(Target::MemoryMb(5))),
+            "phases[0].memory_mb",
+            "10..=511",
+        ),
+        (
+            with(&|s| s.phases[1].target = Some(Target::Percent(96.0))),
+            "phases[1].memory_percent",
+            "1..=95",
+        ),
+        (
+            with(&|s| s.phases[1].target = None),
+            "phases[1].memory_mb/memory_percent",
+            "exactly one",
+        ),
+        (
+            with(&|s| s.phases[0].hold_seconds = 86_401),
+            "phases[0].hold_seconds",
+            "0..=86400",
+        ),
+        (
+            with(&|s| s.phases[1].ramp_mb_per_second = Some(-1.0)),
+            "phases[1].ramp_mb_per_second",
+            "100000",
+        ),
+        (
+            with(&|s| s.phases[1].ramp_mb_per_second = Some(f64::NAN)),
+            "phases[1].ramp_mb_per_second",
+            "100000",
+        ),
+        (
+            with(&|s| s.target = Some(Target::MemoryMb(100))),
+            "memory_mb",
+            "unset when phases are given",
+        ),
+        (
+            with(&|s| s.target = Some(Target::Percent(10.0))),
+            "memory_percent",
+            "unset when phases are given",
+        ),
+        (
+            with(&|s| s.duration_seconds = Some(60)),
+            "duration_seconds",
+            "unset when phases are given",
+        ),
+        (
+            with(&|s| s.repeat = Some(10_001)),
+            "repeat",
+            "0 (until stopped) to 10000",
+        ),
+        (with(&|s| s.phases = vec![ok(); 65]), "phases", "1..=64"),
+        (
+            StartSpec {
+                repeat: Some(3),
+                ..mb(100)
+            },
+            "repeat",
+            "unset without phases",
+        ),
+    ];
+    for (spec, field, text) in cases {
+        let err = validate(&spec, &basis(512), true, &NO_GUARD).expect_err(field);
+        let msg = err.to_string();
+        assert!(msg.starts_with(&format!("{field} = ")), "{field}: {msg}");
+        assert!(msg.contains(text), "{field}: {msg}");
+        let EngineError::InvalidArgument { field: named, .. } = err else {
+            panic!("{msg}");
+        };
+        assert_eq!(named, field);
+    }
+}
+
+#[test]
+fn profile_phases_follow_allow_oom_and_the_host_guard() {
+    let over = profile(vec![phase(Target::MemoryMb(600), 0, None)]);
+    let err = validate(&over, &basis(512), true, &NO_GUARD)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("OOM-killed"), "{err}");
+    let allowed = StartSpec {
+        allow_oom: true,
+        ..over
+    };
+    let (_, bytes) = validate(&allowed, &basis(512), true, &NO_GUARD).unwrap();
+    assert_eq!(bytes, 600 * MIB);
+    let guard = guard_from_meminfo(MEMINFO, false);
+    let big = profile(vec![
+        phase(Target::MemoryMb(100), 0, None),
+        phase(Target::MemoryMb(901), 0, None),
+    ]);
+    let err = validate(&big, &host_basis(4000), true, &guard)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("phases[1].memory_mb = 901 is invalid"),
+        "{err}"
+    );
+    assert!(err.contains("(allowed: 10..=900)"), "{err}");
+}
+
+#[test]
+fn workload_is_kept() {
+    let spec = StartSpec {
+        workload: WorkloadKind::Matrix,
+        ..mb(64)
+    };
+    let (p, _) = validate(&spec, &basis(512), true, &NO_GUARD).unwrap();
+    assert_eq!(p.workload, WorkloadKind::Matrix);
+}
