@@ -11,7 +11,7 @@
 use memstress_proto::v1::{
     BasisSource, Checkpoint, ClearResponse, ContainerMemory, Evidence, HistoryMode, HistoryStatus,
     LogEntry, MemoryBasis, Operation, Outcome, RunParameters, RunRecord, Scope, StartResponse,
-    State, StatusResponse, StopResponse,
+    State, StatusResponse, StopResponse, Workload, phase::Target as PhaseTarget,
 };
 use serde_json::{Value, json};
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -92,6 +92,9 @@ pub fn parameters(p: Option<&RunParameters>) -> Value {
             "huge_pages": p.huge_pages,
             "scope": scope_name(p.scope),
             "allow_oom": p.allow_oom,
+            "workload": workload_name(p.workload),
+            "phases": phases(&p.phases),
+            "repeat": p.repeat,
         }),
     }
 }
@@ -192,6 +195,7 @@ pub fn start(r: &StartResponse) -> Value {
         "basis": basis(r.basis.as_ref()),
         "parameters": parameters(r.parameters.as_ref()),
         "previous_run_released_bytes": r.previous_run_released_bytes,
+        "phase_target_bytes": r.phase_target_bytes,
     })
 }
 
@@ -205,9 +209,67 @@ pub fn stop(r: &StopResponse) -> Value {
     })
 }
 
+/// A workload as its proto name ("WORKLOAD_MATRIX").
+pub fn workload_name(v: i32) -> String {
+    enum_name(v, |e: Workload| e.as_str_name())
+}
+
+/// A profile's phases as requested: `[{"memory_mb" | "memory_percent", "hold_seconds",
+/// "ramp_mb_per_second"}]` (ramp null when the run's ramp applies).
+pub fn phases(phases: &[memstress_proto::v1::Phase]) -> Value {
+    Value::Array(
+        phases
+            .iter()
+            .map(|p| {
+                let (mb, pct) = match p.target {
+                    Some(PhaseTarget::MemoryMb(mb)) => (Some(mb), None),
+                    Some(PhaseTarget::MemoryPercent(pct)) => (None, Some(pct)),
+                    None => (None, None),
+                };
+                json!({
+                    "memory_mb": mb,
+                    "memory_percent": pct,
+                    "hold_seconds": p.hold_seconds,
+                    "ramp_mb_per_second": p.ramp_mb_per_second,
+                })
+            })
+            .collect(),
+    )
+}
+
+/// The status's `phase` (PhaseProgress) and `instance` (Instance) documents, null when unset.
+fn phase_and_instance(s: &StatusResponse) -> (Value, Value) {
+    let phase = s.phase.as_ref().map_or(Value::Null, |p| {
+        json!({
+            "index": p.index,
+            "count": p.count,
+            "repetition": p.repetition,
+            "repeat": p.repeat,
+            "target_bytes": p.target_bytes,
+        })
+    });
+    let instance = s.instance.as_ref().map_or(Value::Null, |i| {
+        json!({
+            "instance_id": i.instance_id,
+            "hostname": i.hostname,
+            "pod_name": i.pod_name,
+            "pod_namespace": i.pod_namespace,
+            "node_name": i.node_name,
+            "started_at_unix_ms": i.started_at_unix_ms,
+            "version": i.version,
+        })
+    });
+    (phase, instance)
+}
+
 /// The result of `status`.
 pub fn status(s: &StatusResponse) -> Value {
+    let (phase, instance) = phase_and_instance(s);
     json!({
+        "workload": workload_name(s.workload),
+        "activity_unit": s.activity_unit,
+        "phase": phase,
+        "instance": instance,
         "state": state_name(s.state),
         "run_id": s.run_id,
         "parameters": parameters(s.parameters.as_ref()),
@@ -358,13 +420,71 @@ mod tests {
         assert_eq!(v["container"]["oom_kills"], 0);
         assert_eq!(v["previous_run"], Value::Null);
         assert_eq!(v["history"], Value::Null);
-        assert_eq!(v.as_object().unwrap().len(), 23);
-        assert_eq!(v["parameters"].as_object().unwrap().len(), 11);
+        assert_eq!(v.as_object().unwrap().len(), 27);
+        assert_eq!(v["parameters"].as_object().unwrap().len(), 14);
+        assert_eq!(v["workload"], "WORKLOAD_UNSPECIFIED");
+        assert_eq!(v["parameters"]["workload"], "WORKLOAD_UNSPECIFIED");
+        assert_eq!(v["parameters"]["phases"], json!([]));
+        assert_eq!(v["phase"], Value::Null);
+        assert_eq!(v["instance"], Value::Null);
         assert_eq!(v["container"]["pressure_full_total_us"], Value::Null);
         assert_eq!(v["container"].as_object().unwrap().len(), 11);
         // One document on one line.
         let line = serde_json::to_string(&v).unwrap();
         assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn workload_phases_and_instance() {
+        use memstress_proto::v1::{Instance, Phase, PhaseProgress};
+        let s = StatusResponse {
+            workload: Workload::Matrix as i32,
+            activity_unit: "multiply-adds".into(),
+            phase: Some(PhaseProgress {
+                index: 2,
+                count: 3,
+                repetition: 1,
+                repeat: 0,
+                target_bytes: 5 << 20,
+            }),
+            instance: Some(Instance {
+                instance_id: "00ff".into(),
+                pod_name: "web-1".into(),
+                ..Instance::default()
+            }),
+            parameters: Some(RunParameters {
+                phases: vec![
+                    Phase {
+                        target: Some(PhaseTarget::MemoryPercent(50.0)),
+                        hold_seconds: 30,
+                        ramp_mb_per_second: None,
+                    },
+                    Phase {
+                        target: Some(PhaseTarget::MemoryMb(64)),
+                        hold_seconds: 0,
+                        ramp_mb_per_second: Some(10.0),
+                    },
+                ],
+                repeat: 0,
+                ..RunParameters::default()
+            }),
+            ..StatusResponse::default()
+        };
+        let v = status(&s);
+        assert_eq!(v["workload"], "WORKLOAD_MATRIX");
+        assert_eq!(v["activity_unit"], "multiply-adds");
+        assert_eq!(v["phase"]["index"], 2);
+        assert_eq!(v["phase"]["repeat"], 0);
+        assert_eq!(v["phase"]["target_bytes"], 5u64 << 20);
+        assert_eq!(v["instance"]["pod_name"], "web-1");
+        assert_eq!(v["instance"]["instance_id"], "00ff");
+        let p = &v["parameters"]["phases"];
+        assert_eq!(p[0]["memory_percent"], 50.0);
+        assert_eq!(p[0]["memory_mb"], Value::Null);
+        assert_eq!(p[0]["ramp_mb_per_second"], Value::Null);
+        assert_eq!(p[1]["memory_mb"], 64);
+        assert_eq!(p[1]["ramp_mb_per_second"], 10.0);
+        assert_eq!(v["parameters"]["repeat"], 0);
     }
 
     #[test]

@@ -122,7 +122,9 @@ impl Ctx {
     }
 
     async fn start(&self, args: &StartArgs) -> Result<(), CliError> {
-        let resp = self.start_call(args.to_request()).await?;
+        let resp = self
+            .start_call(args.to_request().map_err(CliError::Usage)?)
+            .await?;
         self.emit(|| text::start(&resp), || json::start(&resp))?;
         if !args.follow {
             return Ok(());

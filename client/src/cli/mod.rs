@@ -266,9 +266,10 @@ impl HealthArgs {
 }
 
 mod parse;
+pub mod phase;
 mod start;
 #[cfg(test)]
 mod tests;
 
 pub use parse::{DNS_PREFIX, parse_addr, parse_refresh, parse_target, parse_timeout, parse_window};
-pub use start::{ScopeArg, StartArgs};
+pub use start::{ScopeArg, StartArgs, WorkloadArg};

@@ -1,7 +1,9 @@
 //! `start`'s options and the request they make.
 
 use clap::{ArgGroup, Args, ValueEnum};
-use memstress_proto::v1::{Scope, StartRequest, start_request::Target};
+use memstress_proto::v1::{Scope, StartRequest, Workload, start_request::Target};
+
+use super::phase::parse_profile;
 
 /// Parameters of `start`. Options left out are not sent, so stressd's defaults apply.
 #[derive(Debug, Clone, Default, Args)]
@@ -9,7 +11,7 @@ use memstress_proto::v1::{Scope, StartRequest, start_request::Target};
     ArgGroup::new("target")
         .required(true)
         .multiple(false)
-        .args(["memory_mb", "memory_percent"])
+        .args(["memory_mb", "memory_percent", "phases"])
 ))]
 pub struct StartArgs {
     /// Target in MiB: 10 up to (not including) the memory limit; above it only with --allow-oom.
@@ -22,7 +24,7 @@ pub struct StartArgs {
     pub memory_percent: Option<f64>,
 
     /// How long the target is held, 5 to 86400 seconds; 0 holds until stopped. [server default: 60]
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", conflicts_with = "phases")]
     pub duration: Option<u32>,
 
     /// How often progress is logged while holding, 1 to 60 seconds. [server default: 5]
@@ -60,6 +62,28 @@ pub struct StartArgs {
     #[arg(long)]
     pub allow_oom: bool,
 
+    /// The data structure that holds the memory, and what it does while holding: tree
+    /// (searches), list (a walk along it), hash (lookups), matrix (multiply-adds: memory
+    /// bandwidth and CPU). [server default: tree]
+    #[arg(long, value_enum, value_name = "WORKLOAD")]
+    pub workload: Option<WorkloadArg>,
+
+    /// One step of a target profile, instead of --memory-mb/--memory-percent and --duration:
+    /// MIB:SECONDS[:RAMP] or PERCENT%:SECONDS[:RAMP]. The run grows or shrinks to the target,
+    /// holds it SECONDS (0 moves on at once), then goes to the next --phase; RAMP is the
+    /// growth rate in MiB/s (default --ramp-mb-per-second; shrinking is always at once).
+    /// Repeatable, in order, 1 to 64 phases.
+    ///
+    /// Example, to push a HorizontalPodAutoscaler with a 70% memory target over it and back,
+    /// three times: --phase 50%:60 --phase 85%:120:50 --phase 40%:60 --repeat 3
+    #[arg(long = "phase", value_name = "PHASE")]
+    pub phases: Vec<String>,
+
+    /// How often the --phase profile runs, 0 to 10000; 0 repeats until stopped. Only with
+    /// --phase. [server default: 1]
+    #[arg(long, value_name = "N", conflicts_with_all = ["memory_mb", "memory_percent"])]
+    pub repeat: Option<u32>,
+
     /// After starting, stream the run's log entries until it completes, stops or fails.
     /// Ctrl-C stops following, not the run.
     #[arg(long, short = 'f')]
@@ -75,6 +99,30 @@ pub enum ScopeArg {
     Container,
 }
 
+/// `--workload` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WorkloadArg {
+    /// A binary search tree; holds by searching random keys.
+    Tree,
+    /// A linked list; holds by walking along it.
+    List,
+    /// A hash table; holds by looking up random keys.
+    Hash,
+    /// Dense f64 blocks; holds by multiplying them (memory bandwidth and CPU).
+    Matrix,
+}
+
+impl From<WorkloadArg> for Workload {
+    fn from(w: WorkloadArg) -> Self {
+        match w {
+            WorkloadArg::Tree => Workload::Tree,
+            WorkloadArg::List => Workload::List,
+            WorkloadArg::Hash => Workload::Hash,
+            WorkloadArg::Matrix => Workload::Matrix,
+        }
+    }
+}
+
 impl From<ScopeArg> for Scope {
     fn from(s: ScopeArg) -> Self {
         match s {
@@ -86,14 +134,16 @@ impl From<ScopeArg> for Scope {
 
 impl StartArgs {
     /// The request to send: unset options stay unset (proto `optional`) or zero, which the
-    /// server reads as "use the default".
-    pub fn to_request(&self) -> StartRequest {
+    /// server reads as "use the default". Fails on a --phase that does not parse (the message
+    /// names it) or a --repeat out of range.
+    pub fn to_request(&self) -> Result<StartRequest, String> {
         let target = match (self.memory_mb, self.memory_percent) {
             (Some(mb), _) => Some(Target::MemoryMb(mb)),
             (None, Some(p)) => Some(Target::MemoryPercent(p)),
             (None, None) => None,
         };
-        StartRequest {
+        let phases = parse_profile(&self.phases, self.repeat)?;
+        Ok(StartRequest {
             target,
             duration_seconds: self.duration,
             log_interval_seconds: self.log_interval,
@@ -104,9 +154,9 @@ impl StartArgs {
             huge_pages: self.huge_pages,
             scope: self.scope.map_or(Scope::Unspecified, Scope::from) as i32,
             allow_oom: self.allow_oom,
-            workload: 0,
-            phases: Vec::new(),
-            repeat: None,
-        }
+            workload: self.workload.map_or(Workload::Unspecified, Workload::from) as i32,
+            phases,
+            repeat: self.repeat,
+        })
     }
 }

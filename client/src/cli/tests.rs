@@ -163,7 +163,7 @@ fn start_follow_parses_and_unset_optionals_stay_none() {
     assert_eq!(args.scope, None);
     assert!(!args.keep_hot && !args.huge_pages && !args.allow_oom);
 
-    let req = args.to_request();
+    let req = args.to_request().unwrap();
     assert_eq!(req.target, Some(Target::MemoryMb(1024)));
     assert_eq!(req.duration_seconds, Some(120));
     assert_eq!(req.log_interval_seconds, None);
@@ -201,7 +201,7 @@ fn start_all_options() {
         panic!("expected start");
     };
     assert!(!args.follow);
-    let req = args.to_request();
+    let req = args.to_request().unwrap();
     assert_eq!(req.target, Some(Target::MemoryPercent(12.5)));
     assert_eq!(req.duration_seconds, Some(0));
     assert_eq!(req.log_interval_seconds, Some(2));
@@ -215,7 +215,7 @@ fn start_all_options() {
     let Command::Start(args) = cli.command else {
         panic!("expected start");
     };
-    assert_eq!(args.to_request().scope, Scope::Process as i32);
+    assert_eq!(args.to_request().unwrap().scope, Scope::Process as i32);
 }
 
 #[test]
@@ -294,4 +294,121 @@ fn history_options() {
     assert!(history(&["12", "--limit", "3"]).is_err());
     assert!(history(&["12", "--cursor", "3"]).is_err());
     assert!(history(&["12", "13"]).is_err());
+}
+
+fn start(args: &[&str]) -> Result<StartArgs, clap::Error> {
+    let all: Vec<&str> = std::iter::once("start")
+        .chain(args.iter().copied())
+        .collect();
+    match parse(&all)?.command {
+        Command::Start(a) => Ok(a),
+        other => panic!("expected start, got {other:?}"),
+    }
+}
+
+#[test]
+fn start_workload_and_profile() {
+    use memstress_proto::v1::{Workload, phase};
+    let a = start(&["--memory-mb", "64", "--workload", "matrix"]).unwrap();
+    let req = a.to_request().unwrap();
+    assert_eq!(req.workload, Workload::Matrix as i32);
+    assert!(req.phases.is_empty() && req.repeat.is_none());
+    assert!(start(&["--memory-mb", "64", "--workload", "heap"]).is_err());
+    let unset = start(&["--memory-mb", "64"]).unwrap().to_request().unwrap();
+    assert_eq!(unset.workload, Workload::Unspecified as i32);
+
+    let a = start(&[
+        "--phase",
+        "50%:30",
+        "--phase",
+        "1024:60:200",
+        "--repeat",
+        "0",
+    ])
+    .unwrap();
+    let req = a.to_request().unwrap();
+    assert_eq!(req.target, None);
+    assert_eq!(req.duration_seconds, None);
+    assert_eq!(req.repeat, Some(0));
+    assert_eq!(req.phases.len(), 2);
+    assert_eq!(
+        req.phases[0].target,
+        Some(phase::Target::MemoryPercent(50.0))
+    );
+    assert_eq!(req.phases[1].target, Some(phase::Target::MemoryMb(1024)));
+    assert_eq!(req.phases[1].ramp_mb_per_second, Some(200.0));
+
+    let bad = start(&["--phase", "100:5", "--phase", "1024:x"]).unwrap();
+    assert_eq!(
+        bad.to_request().unwrap_err(),
+        "--phase #2 '1024:x': hold 'x' is not whole seconds (allowed: 0..=86400)"
+    );
+    for conflict in [
+        &["--phase", "100:5", "--memory-mb", "64"][..],
+        &["--phase", "100:5", "--memory-percent", "5"],
+        &["--phase", "100:5", "--duration", "5"],
+    ] {
+        let e = start(conflict).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ArgumentConflict, "{conflict:?}");
+    }
+    // --repeat only with --phase.
+    assert!(start(&["--memory-mb", "64", "--repeat", "2"]).is_err());
+    let help = Cli::command()
+        .find_subcommand_mut("start")
+        .unwrap()
+        .render_long_help()
+        .to_string();
+    assert!(
+        help.contains("--phase 50%:60 --phase 85%:120:50 --phase 40%:60 --repeat 3"),
+        "{help}"
+    );
+}
+
+#[test]
+fn targets_refresh_and_window() {
+    assert_eq!(
+        parse_target("dns:///stressd:7000").as_deref(),
+        Ok("dns:///stressd:7000")
+    );
+    assert_eq!(
+        parse_target("dns:///stressd").as_deref(),
+        Ok("dns:///stressd:50051")
+    );
+    assert_eq!(
+        parse_target("dns:///a.b.svc.cluster.local:50051/").as_deref(),
+        Ok("dns:///a.b.svc.cluster.local:50051")
+    );
+    assert!(parse_target("dns:///").is_err());
+    assert!(parse_target("dns:///x:0").is_err());
+    assert!(parse_target("dns:///x:http").is_err());
+    assert!(
+        parse_target("dns://x:1")
+            .unwrap_err()
+            .contains("three slashes")
+    );
+    assert_eq!(
+        parse_target("10.0.0.1:7").as_deref(),
+        Ok("http://10.0.0.1:7")
+    );
+
+    let cli = parse(&["--addr", "a:1", "--addr", "dns:///b:2", "status"]).unwrap();
+    assert_eq!(cli.global.addr, vec!["http://a:1", "dns:///b:2"]);
+
+    assert_eq!(parse_refresh("250ms"), Ok(Duration::from_millis(250)));
+    assert!(
+        parse_refresh("2s")
+            .unwrap_err()
+            .contains("allowed: 100ms..=1s")
+    );
+    assert!(parse_refresh("50ms").is_err());
+    assert_eq!(parse_window("5m"), Ok(Duration::from_secs(300)));
+    assert!(parse_window("1s").is_err());
+    let cli = parse(&["top"]).unwrap();
+    let Command::Top(t) = cli.command else {
+        panic!("expected top")
+    };
+    assert_eq!(
+        (t.refresh, t.window),
+        (Duration::from_secs(1), Duration::from_secs(300))
+    );
 }

@@ -84,6 +84,10 @@ pub enum CliError {
     /// Ctrl-C while following; the note was already printed.
     #[error("interrupted")]
     Interrupted,
+    /// An option's value cannot be used (e.g. a --phase that does not parse); exit 2 as clap's
+    /// own usage errors.
+    #[error("{0}")]
+    Usage(String),
     /// The token (--token-file or STRESSCTL_TOKEN) cannot be used.
     #[error("{0}")]
     Token(String),
@@ -115,6 +119,7 @@ impl CliError {
             | CliError::Timeout { .. }
             | CliError::NotGrpc { .. }
             | CliError::Token(_)
+            | CliError::Usage(_)
             | CliError::TlsSetup(_) => EXIT_UNREACHABLE,
             CliError::Rpc(_) | CliError::RunFailed { .. } | CliError::NotServing(_) => EXIT_FAILURE,
             CliError::StreamEnded(_) => EXIT_STREAM_ENDED,

@@ -60,7 +60,7 @@ pub(crate) async fn run(
             finish(s.output, replies, render::status, j::status, |_| true)
         }
         Command::Start(args) => {
-            let req = args.to_request();
+            let req = args.to_request().map_err(CliError::Usage)?;
             let req = &req;
             let mut replies = fan_out(eps, s, |ctx| async move {
                 identified(&ctx, ctx.start_call(req.clone())).await

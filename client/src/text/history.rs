@@ -9,7 +9,8 @@ use memstress_proto::v1::{
     RunRecord, StatusResponse,
 };
 
-use super::{line, opt_count, parameters, state};
+use super::status::opt_count;
+use super::{line, parameters, state};
 use crate::human;
 
 /// How a run ended, in lower-case words: "completed", "stopped", "failed", "killed",
@@ -479,6 +480,7 @@ fill rate        55.5 MiB/s
 searches         0
 oom kills        0 at start, 1 at end
 parameters
+  workload       tree
   duration       1m 00s
   log interval   5s
   payload        100 KiB per node

@@ -6,13 +6,16 @@
 use std::fmt::Write as _;
 
 mod history;
+mod status;
 
 pub(crate) use history::{Align, COLUMNS as HISTORY_COLUMNS, row as history_row};
 pub use history::{outcome, run_list, run_record};
+pub use status::status;
 
 use memstress_proto::v1::{
-    BasisSource, ClearResponse, ContainerMemory, LogEntry, MemoryBasis, Operation, RunParameters,
-    Scope, StartResponse, State, StatusResponse, StopResponse, Workload,
+    BasisSource, ClearResponse, LogEntry, MemoryBasis, Operation, Phase, PhaseProgress,
+    RunParameters, Scope, StartResponse, State, StopResponse, Workload,
+    phase::Target as PhaseTarget,
 };
 
 use crate::human;
@@ -115,6 +118,10 @@ pub(crate) fn with_request(size: String, p: Option<&RunParameters>) -> String {
 
 /// The parameter lines shared by `start` and `status`.
 fn parameters(out: &mut String, indent: usize, p: &RunParameters) {
+    line(out, indent, "workload", workload(p.workload));
+    if !p.phases.is_empty() {
+        line(out, indent, "profile", profile(&p.phases, p.repeat));
+    }
     line(
         out,
         indent,
@@ -151,6 +158,51 @@ fn parameters(out: &mut String, indent: usize, p: &RunParameters) {
     line(out, indent, "allow OOM", human::yes_no(p.allow_oom));
 }
 
+/// A target profile in words: "50% for 30s, 1024 MiB for 1m 00s at 200.0 MiB/s; 3 times"
+/// (repeat 0: "until stopped").
+pub fn profile(phases: &[Phase], repeat: u32) -> String {
+    let steps: Vec<String> = phases
+        .iter()
+        .map(|p| {
+            let target = match p.target {
+                Some(PhaseTarget::MemoryMb(mb)) => format!("{mb} MiB"),
+                Some(PhaseTarget::MemoryPercent(pct)) => human::percent(pct),
+                None => "-".to_owned(),
+            };
+            let mut s = format!(
+                "{target} for {}",
+                human::duration(std::time::Duration::from_secs(u64::from(p.hold_seconds)))
+            );
+            if let Some(r) = p.ramp_mb_per_second {
+                let _ = write!(s, " at {}", human::mib_rate(r));
+            }
+            s
+        })
+        .collect();
+    let times = match repeat {
+        0 => "until stopped".to_owned(),
+        1 => "once".to_owned(),
+        n => format!("{n} times"),
+    };
+    format!("{}; {times}", steps.join(", "))
+}
+
+/// Where a run is in its profile: "phase 2/3, repetition 1/3"; a profile repeated until
+/// stopped: "phase 2/3, repetition 4 (until stopped)"; "-" before the first phase.
+pub fn phase_progress(p: Option<&PhaseProgress>) -> String {
+    match p {
+        Some(p) if p.index > 0 => {
+            let rep = if p.repeat == 0 {
+                format!("{} (until stopped)", p.repetition)
+            } else {
+                format!("{}/{}", p.repetition, p.repeat)
+            };
+            format!("phase {}/{}, repetition {rep}", p.index, p.count)
+        }
+        _ => "-".to_owned(),
+    }
+}
+
 /// The result of `start`.
 pub fn start(r: &StartResponse) -> String {
     let mut out = format!("Started run {}\n", r.run_id);
@@ -161,6 +213,14 @@ pub fn start(r: &StartResponse) -> String {
         target(r.target_bytes, r.parameters.as_ref()),
     );
     line(&mut out, 2, "basis", basis(r.basis.as_ref()));
+    if r.phase_target_bytes.len() > 1 {
+        let targets: Vec<String> = r
+            .phase_target_bytes
+            .iter()
+            .map(|b| human::bytes(*b))
+            .collect();
+        line(&mut out, 2, "phase targets", targets.join(", "));
+    }
     if let Some(p) = &r.parameters {
         parameters(&mut out, 2, p);
     }
@@ -218,203 +278,31 @@ pub fn clear(r: &ClearResponse) -> String {
     out
 }
 
-/// A PSI percentage or "-".
-fn psi(v: Option<f64>) -> String {
-    v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}%"))
-}
+/// Columns of a log line before its message: time, operation, RSS and working set.
+pub const LOG_PREFIX_WIDTH: usize = 65;
 
-/// An optional count with thousands separators, or "-".
-fn opt_count(v: Option<u64>) -> String {
-    v.map_or_else(|| "-".to_owned(), human::thousands)
-}
-
-/// The container section of `status`.
-fn container(out: &mut String, c: Option<&ContainerMemory>) {
-    let Some(c) = c else {
-        line(out, 0, "container", "-");
-        return;
-    };
-    if c.cgroup_version.is_empty() {
-        line(out, 0, "container", "no cgroup memory controller readable");
-    } else {
-        line(
-            out,
-            0,
-            "container",
-            format!("cgroup {} {}", c.cgroup_version, c.cgroup_path),
-        );
-    }
-    let limit = match c.limit_bytes {
-        Some(b) => human::bytes(b),
-        None => "- (unlimited or unknown)".to_owned(),
-    };
-    line(out, 2, "limit", limit);
-    line(out, 2, "usage", human::opt_bytes(c.usage_bytes));
-    line(out, 2, "working set", human::opt_bytes(c.working_set_bytes));
-    line(
-        out,
-        2,
-        "oom kills",
-        format!(
-            "{} ({} during run)",
-            opt_count(c.oom_kills),
-            human::thousands(c.oom_kills_during_run)
-        ),
-    );
-    if c.pressure_some_avg10.is_none()
-        && c.pressure_full_avg10.is_none()
-        && c.pressure_some_total_us.is_none()
-    {
-        line(out, 2, "pressure", "-");
-    } else {
-        let total = c
-            .pressure_some_total_us
-            .map_or_else(|| "-".to_owned(), |us| human::duration_ms(us / 1000));
-        line(
-            out,
-            2,
-            "pressure",
-            format!(
-                "some {} full {} (avg10), some total {}",
-                psi(c.pressure_some_avg10),
-                psi(c.pressure_full_avg10),
-                total
-            ),
-        );
-    }
-}
-
-/// The result of `status`.
-pub fn status(s: &StatusResponse) -> String {
-    let mut out = String::new();
-    let has_run = !s.run_id.is_empty();
-    line(&mut out, 0, "state", state(s.state));
-    line(
-        &mut out,
-        0,
-        "run",
-        if has_run { s.run_id.as_str() } else { "-" },
-    );
-    if has_run {
-        let started = if s.started_at_unix_ms > 0 {
-            memstress_proto::time::format_unix_ms(s.started_at_unix_ms)
-        } else {
-            "-".to_owned()
-        };
-        line(&mut out, 0, "started", started);
-        let active = matches!(
-            State::try_from(s.state),
-            Ok(State::Building | State::Searching)
-        );
-        let holds_until_stopped = s
-            .parameters
-            .as_ref()
-            .is_some_and(|p| p.duration_seconds == 0);
-        let remaining = match s.remaining_ms {
-            Some(ms) => human::duration_ms(ms),
-            None if active && holds_until_stopped => "until stopped".to_owned(),
-            None => "-".to_owned(),
-        };
-        line(
-            &mut out,
-            0,
-            "elapsed",
-            format!(
-                "{}, remaining {}",
-                human::duration_ms(s.elapsed_ms),
-                remaining
-            ),
-        );
-        line(
-            &mut out,
-            0,
-            "target",
-            target(s.target_bytes, s.parameters.as_ref()),
-        );
-    }
-    line(&mut out, 0, "nodes", human::thousands(s.nodes));
-    line(&mut out, 0, "payload held", human::bytes(s.payload_bytes));
-    line(
-        &mut out,
-        0,
-        "rss",
-        format!(
-            "{} now, {} peak",
-            human::bytes(s.rss_bytes),
-            human::bytes(s.peak_rss_bytes)
-        ),
-    );
-    line(&mut out, 0, "basis", basis(s.basis.as_ref()));
-    if has_run {
-        let ttt = s
-            .time_to_target_ms
-            .map_or_else(|| "-".to_owned(), human::duration_ms);
-        line(
-            &mut out,
-            0,
-            "fill rate",
-            format!(
-                "{} average, {} current; time to target {}",
-                human::mib_rate(s.fill_rate_mb_per_second),
-                human::mib_rate(s.current_fill_rate_mb_per_second),
-                ttt
-            ),
-        );
-        line(
-            &mut out,
-            0,
-            "searches",
-            format!(
-                "{} ({})",
-                human::thousands(s.searches),
-                human::search_rate(s.searches_per_second)
-            ),
-        );
-    }
-    line(
-        &mut out,
-        0,
-        "last error",
-        if s.last_error.is_empty() {
-            "-"
-        } else {
-            s.last_error.as_str()
-        },
-    );
-    line(&mut out, 0, "huge pages", human::bytes(s.huge_page_bytes));
-    line(
-        &mut out,
-        0,
-        "process cpu",
-        format!("{:.2} s", s.process_cpu_seconds),
-    );
-    if has_run && let Some(p) = &s.parameters {
-        line(&mut out, 0, "parameters", "");
-        parameters(&mut out, 2, p);
-    }
-    container(&mut out, s.container.as_ref());
-    history::status_section(&mut out, s);
-    out
-}
-
-/// One log entry on one line:
-/// `2026-11-27T06:05:01.123Z  #12  SEARCH_TREE_PROGRESS  1024.3 MiB  message`, with the working
-/// set (and, for LOG_ENTRIES_MISSED, the missed count) appended when present.
+/// One log entry on one line of about 100 columns, fields aligned and labelled, sizes in MiB:
+/// `06:05:01  SEARCH_TREE_PROGRESS  RSS  1024.3 MiB  WS  1100.0 MiB  message` (time of day
+/// UTC; `WS       -    ` when the working set is unknown; a LOG_ENTRIES_MISSED entry ends with
+/// the number missed).
 pub fn log_entry(e: &LogEntry) -> String {
+    let stamp = memstress_proto::time::format_unix_ms(e.timestamp_unix_ms);
+    // "YYYY-MM-DDTHH:MM:SS.mmmZ": the time of day is characters 11..19.
+    let time = stamp.get(11..19).unwrap_or(&stamp);
+    let ws = e
+        .working_set_mb
+        .map_or_else(|| format!("{:>7}    ", "-"), |ws| format!("{ws:>7.1} MiB"));
     let mut out = format!(
-        "{}  #{}  {}  {}  {}",
-        memstress_proto::time::format_unix_ms(e.timestamp_unix_ms),
-        e.sequence,
+        "{time}  {:<20}  RSS {:>7.1} MiB  WS {ws}  {}",
         operation_name(e.operation),
-        human::mib(e.memory_mb),
+        e.memory_mb,
         e.message
     );
-    if let Some(ws) = e.working_set_mb {
-        let _ = write!(out, "  (working set {})", human::mib(ws));
-    }
     if e.operation == Operation::LogEntriesMissed as i32 {
-        let _ = write!(out, "  ({} entries missed)", human::thousands(e.missed));
+        let _ = write!(out, " ({} entries missed)", human::thousands(e.missed));
     }
+    let trimmed = out.trim_end().len();
+    out.truncate(trimmed);
     out.push('\n');
     out
 }
@@ -434,256 +322,4 @@ pub fn health(checks: &[(String, i32)]) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
-mod tests {
-    use super::*;
-    use tonic_health::pb::health_check_response::ServingStatus;
-
-    fn params() -> RunParameters {
-        RunParameters {
-            memory_mb: Some(1024),
-            memory_percent: None,
-            duration_seconds: 120,
-            log_interval_seconds: 5,
-            payload_size_kb: 100,
-            ramp_mb_per_second: 0.0,
-            search_rate: 1000,
-            keep_hot: false,
-            huge_pages: false,
-            scope: Scope::Unspecified as i32,
-            allow_oom: false,
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn start_text() {
-        let t = start(&StartResponse {
-            run_id: "r-1".into(),
-            target_bytes: 1 << 30,
-            basis: Some(MemoryBasis {
-                limit_bytes: 4 << 30,
-                source: BasisSource::CgroupV2 as i32,
-                detail: "/sys/fs/cgroup/memory.max".into(),
-            }),
-            parameters: Some(params()),
-            previous_run_released_bytes: 512 << 20,
-            ..Default::default()
-        });
-        assert_eq!(
-            t,
-            "Started run r-1
-  target         1.00 GiB (1024 MiB requested)
-  basis          4.00 GiB from cgroup v2 (/sys/fs/cgroup/memory.max)
-  duration       2m 00s
-  log interval   5s
-  payload        100 KiB per node
-  ramp           full speed
-  search rate    1,000 searches/s
-  keep hot       no
-  huge pages     no
-  scope          process
-  allow OOM      no
-  freed first    512.0 MiB held by the previous run
-"
-        );
-    }
-
-    #[test]
-    fn start_text_percent_and_zero_values() {
-        let mut p = params();
-        p.memory_mb = None;
-        p.memory_percent = Some(12.5);
-        p.duration_seconds = 0;
-        p.search_rate = 0;
-        p.ramp_mb_per_second = 50.0;
-        p.scope = Scope::Container as i32;
-        let t = start(&StartResponse {
-            run_id: "r-2".into(),
-            target_bytes: 512 << 20,
-            basis: None,
-            parameters: Some(p),
-            previous_run_released_bytes: 0,
-            ..Default::default()
-        });
-        assert!(
-            t.contains("  target         512.0 MiB (12.5% requested)\n"),
-            "{t}"
-        );
-        assert!(t.contains("  basis          -\n"), "{t}");
-        assert!(t.contains("  duration       until stopped\n"), "{t}");
-        assert!(t.contains("  search rate    unthrottled\n"), "{t}");
-        assert!(t.contains("  ramp           50.0 MiB/s\n"), "{t}");
-        assert!(t.contains("  scope          container\n"), "{t}");
-        assert!(!t.contains("freed first"), "{t}");
-    }
-
-    #[test]
-    fn status_text() {
-        let s = StatusResponse {
-            state: State::Searching as i32,
-            run_id: "r-1".into(),
-            parameters: Some(params()),
-            target_bytes: 1 << 30,
-            nodes: 10_486,
-            payload_bytes: 1 << 30,
-            rss_bytes: 1100 << 20,
-            peak_rss_bytes: 1200 << 20,
-            basis: Some(MemoryBasis {
-                limit_bytes: 4 << 30,
-                source: BasisSource::DownwardApi as i32,
-                detail: "MEMORY_LIMIT".into(),
-            }),
-            searches: 123_456,
-            searches_per_second: 1000.2,
-            started_at_unix_ms: 1_795_759_501_123,
-            elapsed_ms: 65_000,
-            remaining_ms: Some(55_000),
-            last_error: String::new(),
-            fill_rate_mb_per_second: 1843.2,
-            current_fill_rate_mb_per_second: 0.0,
-            time_to_target_ms: Some(850),
-            container: Some(ContainerMemory {
-                cgroup_version: "v2".into(),
-                cgroup_path: "/kubepods/pod1/c1".into(),
-                limit_bytes: Some(4 << 30),
-                usage_bytes: Some(1200 << 20),
-                working_set_bytes: None,
-                oom_kills: Some(1),
-                pressure_some_avg10: Some(0.5),
-                pressure_full_avg10: None,
-                pressure_some_total_us: Some(2_500_000),
-                pressure_full_total_us: None,
-                oom_kills_during_run: 0,
-            }),
-            process_cpu_seconds: 12.5,
-            huge_page_bytes: 0,
-            previous_run: None,
-            history: None,
-            ..Default::default()
-        };
-        let t = status(&s);
-        for want in [
-            "state            SEARCHING\n",
-            "run              r-1\n",
-            "started          2026-11-27T06:05:01.123Z\n",
-            "elapsed          1m 05s, remaining 55s\n",
-            "target           1.00 GiB (1024 MiB requested)\n",
-            "nodes            10,486\n",
-            "payload held     1.00 GiB\n",
-            "rss              1.07 GiB now, 1.17 GiB peak\n",
-            "basis            4.00 GiB from downward API (MEMORY_LIMIT)\n",
-            "fill rate        1843.2 MiB/s average, 0.0 MiB/s current; time to target 850 ms\n",
-            "searches         123,456 (1,000 searches/s)\n",
-            "last error       -\n",
-            "huge pages       0 B\n",
-            "process cpu      12.50 s\n",
-            "\nparameters\n",
-            "  duration       2m 00s\n",
-            "container        cgroup v2 /kubepods/pod1/c1\n",
-            "  limit          4.00 GiB\n",
-            "  usage          1.17 GiB\n",
-            "  working set    -\n",
-            "  oom kills      1 (0 during run)\n",
-            "  pressure       some 0.50% full - (avg10), some total 2.5s\n",
-            "previous run     -\n",
-            "history          -\n",
-        ] {
-            assert!(t.contains(want), "missing {want:?} in\n{t}");
-        }
-    }
-
-    #[test]
-    fn status_text_before_first_run() {
-        let t = status(&StatusResponse {
-            state: State::Idle as i32,
-            ..StatusResponse::default()
-        });
-        assert!(t.contains("state            IDLE\n"), "{t}");
-        assert!(t.contains("run              -\n"), "{t}");
-        assert!(t.contains("container        -\n"), "{t}");
-        assert!(!t.contains("started"), "{t}");
-        assert!(!t.contains("parameters"), "{t}");
-    }
-
-    #[test]
-    fn log_lines() {
-        let mut e = LogEntry {
-            sequence: 12,
-            timestamp_unix_ms: 1_795_759_501_123,
-            operation: Operation::SearchTreeProgress as i32,
-            memory_mb: 1024.3,
-            message: "1,000 searches/s".into(),
-            run_id: "r-1".into(),
-            missed: 0,
-            working_set_mb: None,
-        };
-        assert_eq!(
-            log_entry(&e),
-            "2026-11-27T06:05:01.123Z  #12  SEARCH_TREE_PROGRESS  1024.3 MiB  1,000 searches/s\n"
-        );
-        e.working_set_mb = Some(1100.0);
-        assert_eq!(
-            log_entry(&e),
-            "2026-11-27T06:05:01.123Z  #12  SEARCH_TREE_PROGRESS  1024.3 MiB  1,000 searches/s  (working set 1100.0 MiB)\n"
-        );
-        let missed = LogEntry {
-            timestamp_unix_ms: 0,
-            operation: Operation::LogEntriesMissed as i32,
-            missed: 1500,
-            message: "watcher fell behind".into(),
-            ..LogEntry::default()
-        };
-        assert_eq!(
-            log_entry(&missed),
-            "1970-01-01T00:00:00.000Z  #0  LOG_ENTRIES_MISSED  0.0 MiB  watcher fell behind  (1,500 entries missed)\n"
-        );
-    }
-
-    #[test]
-    fn stop_clear_health_text() {
-        assert_eq!(
-            stop(&StopResponse {
-                state: State::Stopped as i32,
-                stopped: true,
-                run_id: "r-1".into(),
-                message: "stopped after 12 s".into(),
-            }),
-            "Stopped run r-1 (now STOPPED): stopped after 12 s\n"
-        );
-        assert_eq!(
-            stop(&StopResponse {
-                state: State::Idle as i32,
-                stopped: false,
-                run_id: String::new(),
-                message: "no run in progress".into(),
-            }),
-            "Nothing to stop (state IDLE): no run in progress\n"
-        );
-        assert_eq!(
-            clear(&ClearResponse {
-                released_bytes: 1 << 30,
-                rss_before_bytes: 1100 << 20,
-                rss_after_bytes: 45 << 20,
-                nodes_released: 10_486,
-                stopped_running: true,
-                duration_ms: 15,
-            }),
-            "Stopped the running run first.\nReleased 1.00 GiB (10,486 nodes) in 15 ms\nRSS 1.07 GiB -> 45.0 MiB\n"
-        );
-        assert_eq!(
-            clear(&ClearResponse::default()),
-            "Nothing was held.\nRSS 0 B -> 0 B\n"
-        );
-        assert_eq!(
-            health(&[
-                (String::new(), ServingStatus::Serving as i32),
-                (
-                    "memstress.v1.StressService".into(),
-                    ServingStatus::NotServing as i32
-                ),
-            ]),
-            "SERVING          (server)\nNOT_SERVING      memstress.v1.StressService\n"
-        );
-    }
-}
+mod tests;

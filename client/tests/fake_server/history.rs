@@ -263,7 +263,7 @@ async fn history_one_run_in_full() {
         "peak working set 2041.0 MiB\n",
         "time to target   -\n",
         "oom kills        0 at start, 1 at end\n",
-        "\nparameters\n  duration       1m 00s\n",
+        "\nparameters\n  workload       tree\n  duration       1m 00s\n",
         "\nlast checkpoint\n  taken          ",
         "  state          BUILDING\n",
         "  nodes          20,890\n",
