@@ -149,15 +149,32 @@ pub(crate) fn draw(frame: &mut Frame<'_>, model: &Model, area: Rect) {
                 .data(&s.points)
         })
         .collect();
-    let what = if model.len() == 1 {
+    // One endpoint: a legend names its four lines. Many: the table already shows each name in
+    // its line's colour, and a legend of every endpoint and target would cover the chart.
+    let single = model.len() == 1;
+    let mut notes: Vec<String> = Vec::new();
+    if !single {
+        notes.push("colours as in the table".into());
+        notes.push("targets green".into());
+        if series.iter().any(|s| s.name.starts_with("limit")) {
+            notes.push("limits red".into());
+        }
+    }
+    if let Some(l) = off_scale {
+        notes.push(format!("limit {} off scale", human::bytes(l)));
+    }
+    let what = if single {
         "RSS and working set"
     } else {
         "RSS per endpoint"
     };
-    let mut title = format!(" {what}, last {} ", human::duration(model.span()));
-    if let Some(l) = off_scale {
-        title.push_str(&format!("(limit {} off scale) ", human::bytes(l)));
-    }
+    let span = human::duration(model.span());
+    let title = if notes.is_empty() {
+        format!(" {what}, last {span} ")
+    } else {
+        format!(" {what}, last {span} ({}) ", notes.join(", "))
+    };
+    let legend = single.then_some(LegendPosition::TopLeft);
     let y_label = |mib: f64| Line::from(human::bytes((mib * MIB) as u64));
     let x = model.x_bounds();
     let chart = Chart::new(datasets)
@@ -171,7 +188,7 @@ pub(crate) fn draw(frame: &mut Frame<'_>, model: &Model, area: Rect) {
             y_label(top / 2.0),
             y_label(top),
         ]))
-        .legend_position(Some(LegendPosition::TopLeft))
+        .legend_position(legend)
         .hidden_legend_constraints((Constraint::Ratio(1, 2), Constraint::Ratio(3, 4)));
     frame.render_widget(chart, area);
 }

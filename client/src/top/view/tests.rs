@@ -233,8 +233,18 @@ fn three_endpoints_at_80x24_one_failing_fit_in_a_table() {
         ),
         "{text}"
     );
-    assert!(has(&s, "RSS per endpoint, last 29s"), "{text}");
+    assert!(
+        has(
+            &s,
+            "RSS per endpoint, last 29s (colours as in the table, targets green, limits red)"
+        ),
+        "{text}"
+    );
     assert!(braille(&s) > 20, "{text}");
+    assert!(
+        !has(&s, "│target"),
+        "no legend over a many-endpoint chart:\n{text}"
+    );
     assert!(
         has(
             &s,
