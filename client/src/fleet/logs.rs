@@ -119,9 +119,14 @@ pub(crate) fn restart_note(name: &str, previous_run: Option<&RunRecord>) -> Stri
                 r.run_id,
                 text::outcome(r.outcome, r.evidence)
             );
-            if !r.outcome_message.is_empty() {
+            // stressd's message often repeats "previous run ID" itself.
+            let message = r.outcome_message.trim();
+            let message = message
+                .strip_prefix(&format!("previous run {} ", r.run_id))
+                .unwrap_or(message);
+            if !message.is_empty() {
                 s.push_str(": ");
-                s.push_str(&r.outcome_message);
+                s.push_str(message);
             }
             s
         }
@@ -195,7 +200,7 @@ async fn watch_endpoint(addr: String, settings: Settings, from: u64, tx: mpsc::S
                         }
                     }
                     Ok(None) => break "its log stream ended".to_owned(),
-                    Err(s) => break crate::error::refusal(&s),
+                    Err(s) => break format!("its log stream broke: {}", s.message()),
                 }
             },
         };
@@ -319,6 +324,12 @@ mod tests {
             ..RunRecord::default()
         };
         let note = restart_note("web-1", Some(&r));
+        let mut repeated = r.clone();
+        repeated.outcome_message = "previous run run-3-abcdef was killed at 9.0 MiB".into();
+        assert_eq!(
+            restart_note("web-1", Some(&repeated)),
+            "pod web-1 restarted; previous run run-3-abcdef killed: was killed at 9.0 MiB"
+        );
         assert!(
             note.starts_with("pod web-1 restarted; previous run run-3-abcdef killed"),
             "{note}"
