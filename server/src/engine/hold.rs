@@ -70,7 +70,8 @@ pub(crate) fn hold(
         if deadline.is_some_and(|d| now >= d) {
             break;
         }
-        let due = due_ops(p.search_rate, t0, now, tally.ops).min(chunk.0);
+        let batch = batch_size(p.search_rate, chunk.0);
+        let due = due_ops(p.search_rate, t0, now, tally.ops).min(batch);
         if due > 0 {
             let step = w.hold_step(due);
             chunk.adapt(now.elapsed());
@@ -92,7 +93,7 @@ pub(crate) fn hold(
             progress(wk, w, &mut rate_start, deadline, &mut oom_seen);
         }
         if p.search_rate > 0 {
-            let mut wake = next_log.min(next_op(p.search_rate, t0, tally.ops));
+            let mut wake = next_log.min(next_op(p.search_rate, t0, tally.ops + batch));
             if let Some(d) = deadline {
                 wake = wake.min(d);
             }
@@ -117,9 +118,18 @@ fn due_ops(rate: u64, t0: Instant, now: Instant, done: u64) -> u64 {
     allowed.saturating_sub(done)
 }
 
-/// When the next batch of operations is due.
-fn next_op(rate: u64, t0: Instant, done: u64) -> Instant {
-    t0 + Duration::from_secs_f64((done + MAX_CHUNK.min(rate).max(1)) as f64 / rate as f64)
+/// Operations per batch: what the adaptive chunk allows, and when throttled at most a
+/// twentieth of a second's worth, so a rate-limited hold spreads its work over the second.
+fn batch_size(rate: u64, chunk: u64) -> u64 {
+    match rate {
+        0 => chunk,
+        r => chunk.min((r / 20).max(1)),
+    }
+}
+
+/// When the operation after the first `ops` is due at `rate` per second.
+fn next_op(rate: u64, t0: Instant, ops: u64) -> Instant {
+    t0 + Duration::from_secs_f64(ops as f64 / rate.max(1) as f64)
 }
 
 /// The log-interval work: the activity rate, keep hot, huge pages, OOM kills, progress.
@@ -180,4 +190,52 @@ fn adjust(wk: &Worker, w: &mut dyn Workload, target: u64) -> Result<(), Interrup
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttled_batches_spread_over_the_second() {
+        assert_eq!(batch_size(1000, 4096), 50);
+        assert_eq!(
+            batch_size(1000, 8),
+            8,
+            "the chunk still caps a slow operation"
+        );
+        assert_eq!(batch_size(5, 4096), 1);
+        assert_eq!(batch_size(0, 4096), 4096, "unthrottled: the chunk alone");
+    }
+
+    #[test]
+    fn operations_come_due_at_the_rate() {
+        let t0 = Instant::now();
+        let at = |secs: f64| t0 + Duration::from_secs_f64(secs);
+        assert_eq!(due_ops(1000, t0, at(0.5), 0), 500);
+        assert_eq!(due_ops(1000, t0, at(0.5), 450), 50);
+        assert_eq!(
+            due_ops(1000, t0, at(0.5), 600),
+            0,
+            "ahead of the rate: nothing due"
+        );
+        assert_eq!(due_ops(0, t0, at(0.0), 10), MAX_CHUNK);
+        assert_eq!(next_op(1000, t0, 50), at(0.05));
+    }
+
+    #[test]
+    fn the_chunk_doubles_when_quick_and_halves_when_slow() {
+        let mut c = Chunk(1);
+        c.adapt(Duration::from_micros(10));
+        assert_eq!(c.0, 2);
+        c.adapt(Duration::from_millis(5));
+        assert_eq!(c.0, 2, "2-20 ms is right");
+        c.adapt(Duration::from_millis(50));
+        c.adapt(Duration::from_millis(50));
+        assert_eq!(c.0, 1, "never below one");
+        for _ in 0..20 {
+            c.adapt(Duration::ZERO);
+        }
+        assert_eq!(c.0, MAX_CHUNK);
+    }
 }

@@ -67,11 +67,6 @@ impl State {
         matches!(self, Self::Building | Self::Searching)
     }
 
-    /// Ended, whether or not its memory is still held.
-    pub fn is_final(self) -> bool {
-        matches!(self, Self::Completed | Self::Stopped | Self::Failed)
-    }
-
     /// Whether the lifecycle has the change `self` → `to`. A run starts BUILDING; it moves
     /// between BUILDING and SEARCHING once per phase; an active run ends COMPLETED, STOPPED or
     /// FAILED; a held run's memory is freed to IDLE (a FAILED run has nothing left to free).
