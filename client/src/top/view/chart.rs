@@ -10,6 +10,7 @@ use ratatui::style::{Color, Style};
 use ratatui::symbols::Marker;
 use ratatui::text::Line;
 use ratatui::widgets::{Axis, Block, Borders, Chart, Dataset, GraphType, LegendPosition};
+use std::time::Duration;
 
 const MIB: f64 = 1024.0 * 1024.0;
 /// A limit more than this many times above everything else is left off the scale (a host's
@@ -168,7 +169,10 @@ pub(crate) fn draw(frame: &mut Frame<'_>, model: &Model, area: Rect) {
     } else {
         "RSS per endpoint"
     };
-    let span = human::duration(model.span());
+    // Whole seconds: a span that changes by a tenth at every poll only flickers.
+    let span = human::duration(Duration::from_secs(
+        model.span().as_secs_f64().round() as u64
+    ));
     let title = if notes.is_empty() {
         format!(" {what}, last {span} ")
     } else {
@@ -179,10 +183,11 @@ pub(crate) fn draw(frame: &mut Frame<'_>, model: &Model, area: Rect) {
     let x = model.x_bounds();
     let chart = Chart::new(datasets)
         .block(Block::default().borders(Borders::TOP).title(title))
-        .x_axis(Axis::default().bounds(x).labels([
-            format!("-{}", human::duration(model.span())),
-            "now".to_owned(),
-        ]))
+        .x_axis(
+            Axis::default()
+                .bounds(x)
+                .labels([format!("-{span}"), "now".to_owned()]),
+        )
         .y_axis(Axis::default().bounds([0.0, top]).labels([
             y_label(0.0),
             y_label(top / 2.0),
