@@ -3,7 +3,7 @@
 //! are MiB; prose says "keep hot", "huge pages", "allow OOM", never the field names.
 
 use super::mib;
-use crate::cgroup::MemoryBasis;
+use crate::cgroup::{BasisSource, MemoryBasis};
 use crate::params::{Plan, PlannedPhase, RunParams, Scope, Target};
 use crate::workload::{Counters, WorkloadKind};
 use std::time::Duration;
@@ -87,13 +87,23 @@ pub(crate) fn start(p: &RunParams, plan: &Plan, basis: &MemoryBasis, audit: &str
     format!(
         "{what}; limit {:.1} MiB ({}); {}, payload {} KiB, {ramp}, {}{}{}{oom}{audit}",
         mib(basis.limit_bytes),
-        basis.detail,
+        basis_source(basis.source),
         p.workload.name(),
         p.payload_size_kb,
         rate_words(p),
         if p.keep_hot { ", keep hot" } else { "" },
         if p.huge_pages { ", huge pages" } else { "" },
     )
+}
+
+/// Where the limit comes from, in a word or two (Status has the full detail).
+fn basis_source(source: BasisSource) -> &'static str {
+    match source {
+        BasisSource::CgroupV2 => "cgroup v2",
+        BasisSource::CgroupV1 => "cgroup v1",
+        BasisSource::DownwardApi => "--memory-limit",
+        BasisSource::HostTotal => "host memory, no limit",
+    }
 }
 
 fn repeat_words(repeat: u32) -> String {
@@ -357,7 +367,6 @@ pub(crate) fn unreadable(scope: Scope) -> String {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use crate::cgroup::BasisSource;
     use crate::params::Phase;
 
     const GIB: u64 = 1 << 30;
@@ -470,7 +479,7 @@ mod tests {
         let t = start(&p, &crate::params::plan(&p, &basis), &basis, " (by x)");
         assert!(
             t.starts_with(
-                "target 512 MiB of container working set, hold until stopped; limit 1024.0 MiB"
+                "target 512 MiB of container working set, hold until stopped; limit 1024.0 MiB (cgroup v1); tree"
             ),
             "{t}"
         );

@@ -137,6 +137,15 @@ pub(super) fn check(
         }
         phases.push(phase);
     }
+    if repeat == 0 && phases.iter().all(|p| p.hold_seconds == 0) {
+        return Err(EngineError::invalid(
+            "repeat",
+            0,
+            format!("1..={MAX_REPEAT} when no phase holds"),
+            "a profile repeated until stopped needs a phase with hold_seconds > 0, or it would \
+             grow and shrink without pause",
+        ));
+    }
     let (target, bytes) = largest.ok_or_else(|| {
         EngineError::invalid("phases", "0 phases", format!("1..={MAX_PHASES}"), "empty")
     })?;

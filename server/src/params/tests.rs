@@ -432,6 +432,15 @@ fn profile_refusals_name_the_phase_and_field() {
         ),
         (with(&|s| s.phases = vec![ok(); 65]), "phases", "1..=64"),
         (
+            with(&|s| {
+                s.repeat = Some(0);
+                s.phases[0].hold_seconds = 0;
+                s.phases[1].hold_seconds = 0;
+            }),
+            "repeat",
+            "needs a phase with hold_seconds > 0",
+        ),
+        (
             StartSpec {
                 repeat: Some(3),
                 ..mb(100)
