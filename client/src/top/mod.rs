@@ -128,3 +128,41 @@ async fn event_loop<B: ratatui::backend::Backend>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crossterm::event::{KeyEvent, KeyEventState};
+
+    fn key(code: KeyCode, modifiers: KeyModifiers, kind: KeyEventKind) -> Event {
+        Event::Key(KeyEvent {
+            code,
+            modifiers,
+            kind,
+            state: KeyEventState::NONE,
+        })
+    }
+
+    #[test]
+    fn q_esc_and_ctrl_c_quit_resize_redraws_the_rest_is_ignored() {
+        let press = KeyEventKind::Press;
+        let none = KeyModifiers::NONE;
+        assert_eq!(input(&key(KeyCode::Char('q'), none, press)), Input::Quit);
+        assert_eq!(
+            input(&key(KeyCode::Char('Q'), KeyModifiers::SHIFT, press)),
+            Input::Quit
+        );
+        assert_eq!(input(&key(KeyCode::Esc, none, press)), Input::Quit);
+        // Raw mode turns Ctrl-C into a key instead of SIGINT.
+        let ctrl_c = key(KeyCode::Char('c'), KeyModifiers::CONTROL, press);
+        assert_eq!(input(&ctrl_c), Input::Quit);
+        assert_eq!(input(&key(KeyCode::Char('c'), none, press)), Input::Ignore);
+        assert_eq!(
+            input(&key(KeyCode::Char('q'), none, KeyEventKind::Release)),
+            Input::Ignore
+        );
+        assert_eq!(input(&key(KeyCode::Char('x'), none, press)), Input::Ignore);
+        assert_eq!(input(&Event::Resize(80, 24)), Input::Redraw);
+        assert_eq!(input(&Event::FocusGained), Input::Ignore);
+    }
+}
