@@ -239,3 +239,22 @@ fn top_in_tmux_shows_numbers_chart_and_log_and_q_restores_the_shell() {
     assert_eq!(tmux.pane_flag("alternate_on"), "0", "alternate screen left");
     assert_eq!(tmux.pane_flag("cursor_flag"), "1", "cursor shown again");
 }
+
+/// Without a terminal there is nothing to draw on: top says so and exits 1 instead of writing
+/// escape codes into a pipe.
+#[test]
+fn top_without_a_terminal_refuses() {
+    let out = Command::new(env!("CARGO_BIN_EXE_stressctl"))
+        .env_remove("STRESSCTL_ADDR")
+        .args(["--addr", "127.0.0.1:1", "top"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("stdout is not a terminal, and stressctl top draws a full screen"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "nothing drawn into the pipe");
+}

@@ -29,7 +29,8 @@ impl TerminalGuard {
     pub(crate) fn enter() -> io::Result<Self> {
         if !io::stdout().is_terminal() {
             return Err(io::Error::other(
-                "stressctl top needs a terminal on stdout (use `stressctl status` in scripts)",
+                "stdout is not a terminal, and stressctl top draws a full screen \
+                 (scripts want `stressctl status` or `stressctl logs --follow`)",
             ));
         }
         install_panic_hook();
