@@ -138,38 +138,40 @@ fn braille(screen: &str) -> usize {
         .count()
 }
 
-#[test]
-fn top_in_tmux_shows_numbers_chart_and_log_and_q_restores_the_shell() {
-    if !tmux_installed() {
-        let line = "SKIPPED: tmux not installed (apt-get install tmux)";
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{line} (CI=true: tests never skip in CI)"
-        );
-        println!("{line}");
-        return;
+/// False (after saying SKIPPED) when tmux is missing; under `CI=true` that fails instead.
+fn have_tmux() -> bool {
+    if tmux_installed() {
+        return true;
     }
-    let (_stressd, addr) = start_stressd();
-    let stressctl = env!("CARGO_BIN_EXE_stressctl");
-    let start = Command::new(stressctl)
+    let line = "SKIPPED: tmux not installed (apt-get install tmux)";
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{line} (CI=true: tests never skip in CI)"
+    );
+    println!("{line}");
+    false
+}
+
+/// Starts the test's run on `addr`.
+fn start_run(addr: &str, target_mib: &str) {
+    let start = Command::new(env!("CARGO_BIN_EXE_stressctl"))
         .env_remove("STRESSCTL_ADDR")
-        .args(["--addr", &addr, "start", "--memory-mb", TARGET_MIB])
-        .args([
-            "--ramp-mb-per-second",
-            RAMP_MIB_PER_SECOND,
-            "--duration",
-            "60",
-        ])
+        .args(["--addr", addr, "start", "--memory-mb", target_mib])
+        .args(["--ramp-mb-per-second", RAMP_MIB_PER_SECOND])
+        .args(["--duration", "60"])
         .output()
         .unwrap();
     assert!(start.status.success(), "start: {start:?}");
+}
 
+/// A tmux session "top" of `label` running `stressctl --addr A… top` at 100×30; after top the
+/// pane prints its exit code and the terminal's line discipline, then stays open.
+fn open_top(label: &str, addrs: &[&str]) -> Tmux {
     let tmux = Tmux {
-        socket: format!("memstress-top-test-{}", std::process::id()),
+        socket: format!("memstress-top-test-{label}-{}", std::process::id()),
     };
-    // After top: its exit code and the terminal's line discipline, then keep the pane open.
-    let script = r#""$0" --addr "$1" top; echo "TOP-EXITED-$?"; echo "TTY $(stty -a | tr ' ;' '\n\n' | grep -x -e icanon -e -icanon -e echo -e -echo | tr '\n' ' ')"; sleep 60"#;
-    let out = tmux.run(&[
+    let script = r#"exe="$0"; for a in "$@"; do set -- "$@" --addr "$a"; shift; done; "$exe" "$@" top; echo "TOP-EXITED-$?"; echo "TTY $(stty -a | tr ' ;' '\n\n' | grep -x -e icanon -e -icanon -e echo -e -echo | tr '\n' ' ')"; sleep 60"#;
+    let mut args = vec![
         "new-session",
         "-d",
         "-x",
@@ -179,16 +181,44 @@ fn top_in_tmux_shows_numbers_chart_and_log_and_q_restores_the_shell() {
         "-s",
         "top",
         "--",
-        "env",
-        "-u",
-        "STRESSCTL_ADDR",
-        "sh",
-        "-c",
-        script,
-        stressctl,
-        &addr,
-    ]);
+    ];
+    args.extend(["env", "-u", "STRESSCTL_ADDR", "sh", "-c", script]);
+    args.push(env!("CARGO_BIN_EXE_stressctl"));
+    args.extend(addrs);
+    let out = tmux.run(&args);
     assert!(out.status.success(), "tmux new-session: {out:?}");
+    tmux
+}
+
+/// Sends `q` and checks the shell got its terminal back: top exited 0, cooked mode with echo,
+/// the view gone with the alternate screen, the cursor shown.
+fn quit_and_check_restored(tmux: &Tmux) {
+    let out = tmux.run(&["send-keys", "-t", "top", "q"]);
+    assert!(out.status.success(), "tmux send-keys: {out:?}");
+    // The TTY line comes last: once it is there, the exit line is too.
+    let after = tmux.wait_for("the shell after q", |s| s.contains("TTY "));
+    assert!(after.contains("TOP-EXITED-0"), "exit code:\n{after}");
+    assert!(
+        after.contains("TTY icanon echo"),
+        "cooked mode restored:\n{after}"
+    );
+    assert!(
+        !after.contains("stressctl top"),
+        "view left on screen:\n{after}"
+    );
+    assert_eq!(braille(&after), 0, "chart left on screen:\n{after}");
+    assert_eq!(tmux.pane_flag("alternate_on"), "0", "alternate screen left");
+    assert_eq!(tmux.pane_flag("cursor_flag"), "1", "cursor shown again");
+}
+
+#[test]
+fn top_in_tmux_shows_numbers_chart_and_log_and_q_restores_the_shell() {
+    if !have_tmux() {
+        return;
+    }
+    let (_stressd, addr) = start_stressd();
+    start_run(&addr, TARGET_MIB);
+    let tmux = open_top("one", &[&addr]);
 
     let wanted = |s: &str| {
         s.contains("SEARCHING")
@@ -222,22 +252,46 @@ fn top_in_tmux_shows_numbers_chart_and_log_and_q_restores_the_shell() {
     });
     assert!(small.contains("RSS 12") && braille(&small) > 20, "{small}");
 
-    let out = tmux.run(&["send-keys", "-t", "top", "q"]);
-    assert!(out.status.success(), "tmux send-keys: {out:?}");
-    // The TTY line comes last: once it is there, the exit line is too.
-    let after = tmux.wait_for("the shell after q", |s| s.contains("TTY "));
-    assert!(after.contains("TOP-EXITED-0"), "exit code:\n{after}");
+    quit_and_check_restored(&tmux);
+}
+
+/// Two stressd in one view: a table row each, one RSS line each; when one is killed its row
+/// turns into the error while the other goes on.
+#[test]
+fn top_in_tmux_follows_two_endpoints_and_shows_the_one_that_died() {
+    if !have_tmux() {
+        return;
+    }
+    let (_a, first) = start_stressd();
+    let (mut b, second) = start_stressd();
+    start_run(&first, TARGET_MIB);
+    start_run(&second, "64");
+    let tmux = open_top("two", &[&first, &second]);
+    let both = tmux.wait_for("both endpoints holding", |s| {
+        s.contains("2 endpoints") && s.matches("SEARCHING").count() == 2 && braille(s) > 40
+    });
     assert!(
-        after.contains("TTY icanon echo"),
-        "cooked mode restored:\n{after}"
+        both.contains("NAME") && both.contains("WORKING SET"),
+        "{both}"
     );
     assert!(
-        !after.contains("stressctl top"),
-        "view left on screen:\n{after}"
+        both.contains("128.0 MiB") && both.contains("64.0 MiB"),
+        "{both}"
     );
-    assert_eq!(braille(&after), 0, "chart left on screen:\n{after}");
-    assert_eq!(tmux.pane_flag("alternate_on"), "0", "alternate screen left");
-    assert_eq!(tmux.pane_flag("cursor_flag"), "1", "cursor shown again");
+    assert!(
+        both.contains(&format!("{first:<19}")),
+        "rows named by address:\n{both}"
+    );
+
+    let _ = b.0.kill();
+    let _ = b.0.wait();
+    let row = format!("{second:<19}error: ");
+    let one_down = tmux.wait_for("the killed endpoint's error row", |s| s.contains(&row));
+    assert!(
+        one_down.contains("SEARCHING"),
+        "the other endpoint stays:\n{one_down}"
+    );
+    quit_and_check_restored(&tmux);
 }
 
 /// Without a terminal there is nothing to draw on: top says so and exits 1 instead of writing

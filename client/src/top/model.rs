@@ -142,7 +142,7 @@ impl Model {
                     ep.restarts += 1;
                     let line = LogLine {
                         source: ep.name.clone(),
-                        text: format!("{} restarted (new stressd process)", ep.name),
+                        text: "stressd restarted (new instance id)".to_owned(),
                     };
                     push_log(&mut self.logs, line);
                 }
@@ -331,7 +331,8 @@ mod tests {
         assert_eq!(m.endpoints().next().unwrap().restarts, 1);
         let tail: Vec<&LogLine> = m.log_tail(5).collect();
         assert_eq!(tail.len(), 1);
-        assert_eq!(tail[0].text, "a:1 restarted (new stressd process)");
+        assert_eq!(tail[0].text, "stressd restarted (new instance id)");
+        assert_eq!(tail[0].source, "a:1");
     }
 
     #[test]

@@ -220,7 +220,11 @@ pub(crate) fn table_row(ep: &Endpoint, colour: Color, width: usize) -> Vec<Line<
             Span::raw("waiting for the first answer"),
         ])];
     };
-    let extra = [rate(s), workload(s.workload), phase(s)]
+    let restarts = match ep.restarts {
+        0 => String::new(),
+        n => format!("restarts {n}"),
+    };
+    let extra = [rate(s), workload(s.workload), phase(s), restarts]
         .into_iter()
         .filter(|t| !t.is_empty())
         .collect::<Vec<_>>()

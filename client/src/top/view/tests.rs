@@ -362,3 +362,44 @@ fn rates_and_names() {
         "phase without a target falls back to the run's"
     );
 }
+
+#[test]
+fn a_restart_is_counted_on_the_panel_and_in_the_table_and_logged() {
+    let t0 = Instant::now();
+    let mut m = Model::new(Duration::from_secs(60), t0);
+    let with_id = |addr: &str, id: &str| {
+        let mut s = status(State::Searching, 64, "");
+        if let Some(i) = s.instance.as_mut() {
+            i.instance_id = id.into();
+        }
+        Sample {
+            endpoint: addr.into(),
+            status: Ok(s),
+            logs: Vec::new(),
+        }
+    };
+    m.apply(vec![with_id("127.0.0.2:1", "old")], t0);
+    m.apply(
+        vec![with_id("127.0.0.2:1", "new")],
+        t0 + Duration::from_secs(1),
+    );
+    let s = render(&m, 80, 24);
+    let text = dump(&s);
+    assert!(
+        has(&s, "127.0.0.2:1  SEARCHING  tree  restarts 1"),
+        "{text}"
+    );
+    assert!(has(&s, "stressd restarted (new instance id)"), "{text}");
+
+    m.apply(
+        vec![with_id("127.0.0.2:1", "new"), with_id("127.0.0.3:1", "x")],
+        t0 + Duration::from_secs(2),
+    );
+    let s = render(&m, 140, 30);
+    let text = dump(&s);
+    assert!(has(&s, "1,000 searches/s  tree  restarts 1"), "{text}");
+    assert!(
+        has(&s, "127.0.0.2:1        stressd restarted (new instance id)"),
+        "{text}"
+    );
+}
