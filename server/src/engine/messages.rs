@@ -3,6 +3,7 @@
 //! are MiB; prose says "keep hot", "huge pages", "allow OOM", never the field names.
 
 use super::mib;
+use super::run_state::State;
 use crate::cgroup::{BasisSource, MemoryBasis};
 use crate::params::{Plan, PlannedPhase, RunParams, Scope, Target};
 use crate::workload::{Counters, WorkloadKind};
@@ -349,6 +350,36 @@ pub(crate) fn container_shrank(ws: u64, target: u64, freed: u64) -> String {
 pub(crate) fn spawn_failed(e: &std::io::Error) -> String {
     format!("could not start the workload thread: {e}")
 }
+
+/// The entry of a start whose worker thread could not be made.
+pub(crate) fn spawn_failed_entry(msg: &str) -> String {
+    format!("run failed: {msg}")
+}
+
+/// Why a run failed when its worker panicked.
+pub(crate) fn worker_panicked_error() -> String {
+    "the workload thread panicked".into()
+}
+
+/// Stop without a run.
+pub(crate) fn nothing_to_stop() -> String {
+    "no run in progress".into()
+}
+
+/// Stop of an active run.
+pub(crate) fn stopped_while(run_id: &str, was: State) -> String {
+    format!("run {run_id} stopped while {}", was.name())
+}
+
+/// Stop of a run that had already ended.
+pub(crate) fn already_ended(run_id: &str, was: State) -> String {
+    format!("no run in progress (run {run_id} already {})", was.name())
+}
+
+/// Why memory was freed, in MEMORY_CLEARED.
+pub(crate) const BEFORE_NEXT_RUN: &str = "before the next run";
+/// Why memory was freed, in MEMORY_CLEARED.
+pub(crate) const ON_CLEAR: &str = "on Clear";
 
 /// STRESS_TEST_ERROR when the worker panicked.
 pub(crate) fn worker_panicked() -> String {

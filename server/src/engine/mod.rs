@@ -251,7 +251,7 @@ impl Engine {
         let (params, target_bytes) = crate::params::validate(spec, &basis, readable, &host)?;
         let plan = crate::params::plan(&params, &basis);
         let audit = caller.audit();
-        let previous = self.release_locked(&mut control, "before the next run", &audit);
+        let previous = self.release_locked(&mut control, messages::BEFORE_NEXT_RUN, &audit);
         let shared = Arc::new(self.begin_run(params, plan, basis, target_bytes));
         let worker = worker::Worker {
             shared: Arc::clone(&shared),
@@ -328,7 +328,7 @@ impl Engine {
         self.meter.publish(
             Operation::StressTestError,
             &shared.run_id,
-            format!("run failed: {msg}"),
+            messages::spawn_failed_entry(&msg),
         );
         EngineError::WorkerSpawn(e)
     }
@@ -347,7 +347,7 @@ impl Engine {
                 state: self.state(),
                 stopped: false,
                 run_id: String::new(),
-                message: "no run in progress".into(),
+                message: messages::nothing_to_stop(),
             };
         };
         let was = worker.shared.state();
@@ -358,10 +358,9 @@ impl Engine {
         self.join_into(control, worker);
         let state = shared.state();
         let (stopped, message) = if was.is_active() {
-            (true, format!("run {run_id} stopped while {}", was.name()))
+            (true, messages::stopped_while(&run_id, was))
         } else {
-            let msg = format!("no run in progress (run {run_id} already {})", was.name());
-            (false, msg)
+            (false, messages::already_ended(&run_id, was))
         };
         StopOutcome {
             state,
@@ -382,7 +381,7 @@ impl Engine {
             Err(_) => {
                 // The worker panicked (a bug); its memory was freed while unwinding.
                 let shared = &worker.shared;
-                shared.set_error("the workload thread panicked");
+                shared.set_error(&messages::worker_panicked_error());
                 record_end(&self.history, &self.meter, shared, Outcome::Failed);
                 self.meter.publish_with(
                     Operation::StressTestError,
@@ -407,7 +406,7 @@ impl Engine {
         if stopped_running {
             self.stop_locked(&mut control, Some(caller));
         }
-        let mut out = self.release_locked(&mut control, "on Clear", &caller.audit());
+        let mut out = self.release_locked(&mut control, messages::ON_CLEAR, &caller.audit());
         out.stopped_running = stopped_running;
         out
     }
