@@ -60,6 +60,10 @@ struct Args {
     /// stressd binary to measure (default: target/release/stressd beside this example).
     #[arg(long)]
     stressd: Option<PathBuf>,
+    /// With --only: keep the other groups' rows of the existing JSON file (named as rows of
+    /// an earlier run in `earlier_run`) instead of replacing the whole file.
+    #[arg(long, requires = "only")]
+    merge: bool,
 }
 
 /// State shared by the scenarios.
@@ -294,9 +298,45 @@ async fn run(args: Args) -> Res<bool> {
         failed,
         rows,
     };
+    let mut doc = serde_json::to_value(&doc)?;
+    if args.merge {
+        merge_earlier(&mut doc, &out, &args.only)?;
+    }
     std::fs::write(&out, serde_json::to_string_pretty(&doc)? + "\n")?;
     println!("JSON written to {}", out.display());
     Ok(!errors)
+}
+
+/// Adds the rows of the groups not run now from the JSON already at `path` (with that run's
+/// start, machine and binary under `earlier_run`), so a partial run updates its own rows only.
+fn merge_earlier(doc: &mut serde_json::Value, path: &Path, only: &[u32]) -> Res<()> {
+    let old: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+    let group = |id: &str| sort_key(id).0;
+    let kept: Vec<serde_json::Value> = old["rows"]
+        .as_array()
+        .ok_or("the existing JSON has no rows")?
+        .iter()
+        .filter(|r| !only.contains(&group(r["id"].as_str().unwrap_or(""))))
+        .cloned()
+        .collect();
+    let rows = doc["rows"].as_array_mut().ok_or("no rows")?;
+    rows.extend(kept.iter().cloned());
+    rows.sort_by_key(|r| sort_key(r["id"].as_str().unwrap_or("")));
+    let failed: Vec<serde_json::Value> = rows
+        .iter()
+        .filter(|r| r["pass"] == serde_json::Value::Bool(false))
+        .map(|r| r["id"].clone())
+        .collect();
+    doc["failed"] = failed.into();
+    doc["earlier_run"] = serde_json::json!({
+        "rows": kept.iter().map(|r| r["id"].clone()).collect::<Vec<_>>(),
+        "started_at_utc": old["started_at_utc"],
+        "total_seconds": old["total_seconds"],
+        "stressd": old["stressd"],
+        "machine": old["machine"],
+        "quick": old["quick"],
+    });
+    Ok(())
 }
 
 fn main() -> std::process::ExitCode {

@@ -166,7 +166,7 @@ pub async fn run(ctx: &mut Ctx) -> Res<Vec<Row>> {
         )
         .bound(
             Bound::AtMost { value: 1.0 },
-            "|RSS − target| ≤ max(0.5 %, 2 MiB) at every phase",
+            "within ±max(0.5 %, 2 MiB) at every phase",
         )
         .shown(format!(
             "worst {:+.3} MiB at the {} MiB phase ({:.2} of its bound)",

@@ -20,8 +20,6 @@ use crate::procmem;
 
 /// Largest block side (128 × 128 f64 = 128 KiB).
 pub(crate) const MAX_SIDE: usize = 128;
-/// Multiply-adds one hold step should stay under (about a millisecond of one core).
-const STEP_MADDS: u64 = 2_200_000;
 
 /// Blocks + arena + the product's scratch block.
 #[derive(Debug)]
@@ -170,10 +168,6 @@ impl Workload for MatrixWorkload {
             done.hits += 1;
         }
         done
-    }
-
-    fn ops_per_step(&self) -> u64 {
-        (STEP_MADDS / (self.side as u64).pow(3)).max(1)
     }
 
     fn touch_all(&self, stop: &dyn Fn() -> bool) -> u64 {

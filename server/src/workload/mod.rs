@@ -142,13 +142,6 @@ pub trait Workload: Send + std::fmt::Debug {
     /// Performs `ops` hold operations (searches, walk steps, lookups or block products).
     fn hold_step(&mut self, ops: u64) -> HoldStep;
 
-    /// The most operations one [`hold_step`](Self::hold_step) call should be asked for, so it
-    /// returns within about a millisecond and a Stop is noticed promptly. Searches, walk steps
-    /// and lookups take well under a microsecond; a matrix block product takes up to ~1 ms.
-    fn ops_per_step(&self) -> u64 {
-        256
-    }
-
     /// Reads one word of every payload page so the pages stay in the active working set
     /// (`keep_hot`); polls `stop`. Returns a checksum so the reads are not optimised away.
     fn touch_all(&self, stop: &dyn Fn() -> bool) -> u64;
