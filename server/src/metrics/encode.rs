@@ -73,14 +73,14 @@ fn run(s: &Scrape, enc: &mut DescriptorEncoder<'_>) -> Res {
     gauge(
         enc,
         "memstress_nodes",
-        "Nodes in the tree of the current or last run (0 once cleared).",
+        "Items held by the current or last run: tree or list nodes, hash entries, matrix blocks (0 once cleared).",
         None,
         field(|r| r.nodes),
     )?;
     gauge(
         enc,
         "memstress_payload",
-        "Payload bytes held by the tree of the current or last run (0 once cleared).",
+        "Payload bytes held by the current or last run (0 once cleared).",
         Some(&Unit::Bytes),
         field(|r| r.payload_bytes),
     )?;
