@@ -188,6 +188,46 @@ async fn repeated_addr_fans_out_and_adds_up_exit_codes() {
             .all(|d| d["target_bytes"] == 20u64 << 20 && d["error"].is_null())
     );
 
+    // Kept logs of every endpoint, each line prefixed with its name.
+    let r = run(&["logs"]).await;
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    for name in ["fleet-a", "fleet-b", &addrs[2]] {
+        assert!(
+            r.stdout
+                .lines()
+                .any(|l| l.starts_with(name) && l.contains("STRESS_TEST_START")),
+            "{name} in\n{}",
+            r.stdout
+        );
+    }
+    let r = run(&["history"]).await;
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        row(&r.stdout, "fleet-b").contains("running"),
+        "{}",
+        r.stdout
+    );
+
+    // start --follow on all three: one progress line per endpoint until every run ends.
+    let r = run(&["stop"]).await;
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        row(&r.stdout, "fleet-a").contains("Stopped run"),
+        "{}",
+        r.stdout
+    );
+    let r = run(&["start", "--memory-mb", "12", "--duration", "5", "--follow"]).await;
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    for name in ["fleet-a", "fleet-b", &addrs[2]] {
+        assert!(
+            r.stdout
+                .lines()
+                .any(|l| l.starts_with(name) && l.contains("COMPLETED")),
+            "{name} completed in\n{}",
+            r.stdout
+        );
+    }
+
     let r = run(&["health"]).await;
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert_eq!(r.stdout.matches("SERVING").count(), 6, "{}", r.stdout);
@@ -202,12 +242,12 @@ async fn repeated_addr_fans_out_and_adds_up_exit_codes() {
         r.stdout
     );
     assert!(
-        row(&r.stdout, "fleet-a").contains("20.0 MiB"),
+        row(&r.stdout, "fleet-a").contains("12.0 MiB"),
         "{}",
         r.stdout
     );
     assert!(
-        row(&r.stdout, "TOTAL 2/3").contains("40.0 MiB"),
+        row(&r.stdout, "TOTAL 2/3").contains("24.0 MiB"),
         "{}",
         r.stdout
     );
@@ -225,7 +265,7 @@ async fn repeated_addr_fans_out_and_adds_up_exit_codes() {
 
     let r = run(&["clear"]).await;
     assert_eq!(r.code, 4, "{}{}", r.stdout, r.stderr);
-    assert!(row(&r.stdout, "fleet-a").contains("MiB"), "{}", r.stdout);
+    assert!(row(&r.stdout, "fleet-a").contains(" MiB"), "{}", r.stdout);
 
     // None reachable: exit 2.
     fleet.daemons[0] = None;

@@ -67,7 +67,7 @@ pub(crate) async fn run(
             })
             .await;
             replies.extend(unresolved(failed));
-            if args.follow {
+            if args.follow && replies.iter().any(|r| r.result.is_ok()) {
                 let started: Vec<(String, String)> = replies
                     .iter()
                     .filter_map(|r| Some((r.addr.clone(), r.result.as_ref().ok()?.run_id.clone())))

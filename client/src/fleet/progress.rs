@@ -29,6 +29,8 @@ struct Followed {
     line: Option<ProgressBar>,
     last: String,
     fared: Option<Fared>,
+    /// The endpoint's name once a Status said it (its address until then).
+    name: String,
 }
 
 /// The line of one endpoint: `NAME  STATE  <progress words or the run's end>`.
@@ -72,9 +74,11 @@ pub(crate) async fn follow(
             );
             bar
         });
+        let name = super::resolve::display_addr(&addr).to_owned();
         runs.insert(
             addr.clone(),
             Followed {
+                name,
                 addr,
                 run_id,
                 ctx: None,
@@ -106,7 +110,6 @@ pub(crate) async fn follow(
 
 /// Polls every unfinished run once and redraws (or prints) its line.
 async fn poll_all(runs: &mut BTreeMap<String, Followed>, settings: &Settings) {
-    let width = runs.keys().map(|a| a.len()).max().unwrap_or(0);
     let pending: Vec<(String, Option<Ctx>)> = runs
         .values_mut()
         .filter(|r| r.fared.is_none())
@@ -129,6 +132,16 @@ async fn poll_all(runs: &mut BTreeMap<String, Followed>, settings: &Settings) {
             .buffer_unordered(CONCURRENCY)
             .collect()
             .await;
+    for (addr, _, result) in &results {
+        if let (Some(run), Ok(s)) = (runs.get_mut(addr), result) {
+            run.name = endpoint_name(addr, s.instance.as_ref());
+        }
+    }
+    let width = runs
+        .values()
+        .map(|r| r.name.chars().count())
+        .max()
+        .unwrap_or(0);
     for (addr, ctx, result) in results {
         let Some(run) = runs.get_mut(&addr) else {
             continue;
@@ -136,17 +149,12 @@ async fn poll_all(runs: &mut BTreeMap<String, Followed>, settings: &Settings) {
         run.ctx = ctx;
         let text = match &result {
             Ok(s) => {
-                let name = endpoint_name(&addr, s.instance.as_ref());
                 if progress::ended(s, &run.run_id) {
                     run.fared = Some(fared(s, &run.run_id));
                 }
-                line(&name, width, s, &run.run_id)
+                line(&run.name, width, s, &run.run_id)
             }
-            Err(e) => format!(
-                "{:<width$}  {:<9}  {e}",
-                super::resolve::display_addr(&addr),
-                "?"
-            ),
+            Err(e) => format!("{:<width$}  {:<9}  {e}", run.name, "?"),
         };
         show(run, text);
     }
