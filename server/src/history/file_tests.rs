@@ -137,6 +137,43 @@ fn foreign_schema_is_set_aside() {
 }
 
 #[test]
+fn version_1_file_is_migrated_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let conn = rusqlite::Connection::open(dir.path().join("history.db")).unwrap();
+    let old = super::tests::record(1);
+    super::store::create_v1_with(&conn, &old);
+    drop(conn);
+    let opened = open(&durable(dir.path(), 10));
+    assert!(
+        matches!(opened.history.status().mode, HistoryMode::Durable { .. }),
+        "{:?}",
+        opened.notices
+    );
+    assert!(aside_files(dir.path()).is_empty(), "nothing set aside");
+    assert!(
+        opened
+            .notices
+            .iter()
+            .any(|n| n.contains("migrated to version 2")),
+        "{:?}",
+        opened.notices
+    );
+    let kept = opened.history.get(&old.run_id).unwrap();
+    assert_eq!(kept.params.workload, crate::params::WorkloadKind::Tree);
+    assert_eq!(kept.params.repeat, 1);
+    // New runs go on from the old numbers and keep their workload.
+    assert_eq!(completed_runs(&opened.history, 1), vec![2]);
+    drop(opened);
+    let again = open(&durable(dir.path(), 10));
+    assert!(
+        !again.notices.iter().any(|n| n.contains("migrated")),
+        "migrated once: {:?}",
+        again.notices
+    );
+    assert_eq!(again.history.status().runs_kept, 2);
+}
+
+#[test]
 fn second_open_of_a_dir_is_locked() {
     let dir = tempfile::tempdir().unwrap();
     let first = open(&durable(dir.path(), 10));

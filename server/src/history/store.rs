@@ -351,6 +351,25 @@ pub(crate) fn latest_finished(conn: &Connection) -> rusqlite::Result<Option<RunR
     .optional()
 }
 
+/// Test support: the version-1 schema as stressd 0.1 created it (the current table without
+/// the columns version 2 appended), holding `rec` as such a stressd wrote it.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) fn create_v1_with(conn: &Connection, rec: &RunRecord) {
+    let cut = CREATE_SQL.find(",\n    workload TEXT").unwrap();
+    let end = CREATE_SQL.find("\n);").unwrap();
+    conn.execute_batch(&format!("{}{}", &CREATE_SQL[..cut], &CREATE_SQL[end..]))
+        .unwrap();
+    conn.pragma_update(None, "user_version", 1).unwrap();
+    let sql = format!(
+        "INSERT INTO runs ({}) VALUES ({})",
+        COLUMNS[..V1_COLUMNS].join(", "),
+        vec!["?"; V1_COLUMNS].join(", ")
+    );
+    let values = record_values(rec).into_iter().take(V1_COLUMNS);
+    conn.execute(&sql, params_from_iter(values)).unwrap();
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -363,31 +382,18 @@ mod tests {
         assert_eq!(CREATE_SQL.matches(",\n").count() + 1, COLUMNS.len());
     }
 
-    /// The version-1 schema as stressd 0.1 created it: the current table without the columns
-    /// version 2 appended.
     fn v1_database() -> Connection {
         let conn = Connection::open_in_memory().unwrap();
-        let cut = CREATE_SQL.find(",\n    workload TEXT").unwrap();
-        let end = CREATE_SQL.find("\n);").unwrap();
-        let v1 = format!("{}{}", &CREATE_SQL[..cut], &CREATE_SQL[end..]);
-        conn.execute_batch(&v1).unwrap();
-        conn.pragma_update(None, "user_version", 1).unwrap();
+        create_v1_with(&conn, &super::super::tests::record(3));
         conn
     }
 
     #[test]
     fn version_1_is_migrated_and_its_rows_read_as_single_target_tree_runs() {
-        let mut conn = v1_database();
+        let mut conn = Connection::open_in_memory().unwrap();
         let mut rec = super::super::tests::record(3);
         rec.params.workload = crate::params::WorkloadKind::Hash;
-        let values = record_values(&rec);
-        let sql = format!(
-            "INSERT INTO runs ({}) VALUES ({})",
-            COLUMNS[..V1_COLUMNS].join(", "),
-            vec!["?"; V1_COLUMNS].join(", ")
-        );
-        conn.execute(&sql, params_from_iter(values.into_iter().take(V1_COLUMNS)))
-            .unwrap();
+        create_v1_with(&conn, &rec);
         assert_eq!(check(&conn).unwrap(), Check::Outdated);
         migrate(&mut conn).unwrap();
         assert_eq!(check(&conn).unwrap(), Check::Ready);
