@@ -18,7 +18,7 @@ use std::io::{self, Write as _};
 use serde_json::Value;
 
 use crate::app::{Settings, not_serving};
-use crate::cli::{Command, LogsArgs, OutputFormat, TopArgs};
+use crate::cli::{Command, LogsArgs, OutputFormat, StartArgs, TopArgs};
 use crate::error::CliError;
 use crate::json as j;
 
@@ -45,90 +45,106 @@ pub(crate) async fn run(
             reason: "no endpoint to call".to_owned(),
         });
     }
-    let eps = &resolved.endpoints;
-    let s = &settings;
-    let failed = &resolved.failures;
+    let plan = Plan {
+        eps: &resolved.endpoints,
+        settings: &settings,
+        failed: &resolved.failures,
+    };
+    let out = settings.output;
     match command {
         Command::Status => {
-            let mut replies = fan_out(eps, s, |ctx| async move {
-                let r = ctx.status_call().await;
-                let instance = r.as_ref().ok().and_then(|s| s.instance.clone());
-                (instance, r)
-            })
-            .await;
-            replies.extend(unresolved(failed));
-            finish(s.output, replies, render::status, j::status, |_| true)
+            let replies = plan
+                .call(|ctx| async move {
+                    let r = ctx.status_call().await;
+                    let instance = r.as_ref().ok().and_then(|s| s.instance.clone());
+                    (instance, r)
+                })
+                .await;
+            finish(out, replies, render::status, j::status, |_| true)
         }
-        Command::Start(args) => {
-            let req = args.to_request().map_err(CliError::Usage)?;
-            let req = &req;
-            let mut replies = fan_out(eps, s, |ctx| async move {
-                identified(&ctx, ctx.start_call(req.clone())).await
-            })
-            .await;
-            replies.extend(unresolved(failed));
-            if args.follow && replies.iter().any(|r| r.result.is_ok()) {
-                let started: Vec<(String, String)> = replies
-                    .iter()
-                    .filter_map(|r| Some((r.addr.clone(), r.result.as_ref().ok()?.run_id.clone())))
-                    .collect();
-                let printed = finish(s.output, replies, render::start, j::start, |_| true);
-                let followed = progress::follow(started, settings.clone()).await;
-                return printed.and(followed);
-            }
-            finish(s.output, replies, render::start, j::start, |_| true)
-        }
+        Command::Start(args) => start(&plan, &args).await,
         Command::Stop => {
-            let mut replies = fan_out(eps, s, |ctx| async move {
-                identified(&ctx, ctx.stop_call()).await
-            })
-            .await;
-            replies.extend(unresolved(failed));
-            finish(s.output, replies, render::stop, j::stop, |_| true)
+            let replies = plan
+                .call(|ctx| async move { identified(&ctx, ctx.stop_call()).await })
+                .await;
+            finish(out, replies, render::stop, j::stop, |_| true)
         }
         Command::Clear => {
-            let mut replies = fan_out(eps, s, |ctx| async move {
-                identified(&ctx, ctx.clear_call()).await
-            })
-            .await;
-            replies.extend(unresolved(failed));
-            finish(s.output, replies, render::clear, j::clear, |_| true)
+            let replies = plan
+                .call(|ctx| async move { identified(&ctx, ctx.clear_call()).await })
+                .await;
+            finish(out, replies, render::clear, j::clear, |_| true)
         }
         Command::Health(args) => {
             let services = args.services();
             let svc = &services;
-            let mut replies = fan_out(eps, s, |ctx| async move {
-                identified(&ctx, ctx.health_call(svc.clone())).await
-            })
-            .await;
-            replies.extend(unresolved(failed));
+            let replies = plan
+                .call(|ctx| async move { identified(&ctx, ctx.health_call(svc.clone())).await })
+                .await;
             let text = |r: &[Reply<Vec<(String, i32)>>]| render::health(svc, r);
-            finish(
-                s.output,
-                replies,
-                text,
-                |c: &Vec<(String, i32)>| j::health(c),
-                |c| not_serving(c).is_none(),
-            )
+            let json = |c: &Vec<(String, i32)>| j::health(c);
+            finish(out, replies, text, json, |c| not_serving(c).is_none())
         }
         Command::History(args) => {
             let a = &args;
-            let mut replies = fan_out(eps, s, |ctx| async move {
-                identified(&ctx, ctx.history_call(a)).await
+            let replies = plan
+                .call(|ctx| async move { identified(&ctx, ctx.history_call(a)).await })
+                .await;
+            finish(out, replies, render::history, render::history_json, |_| {
+                true
             })
-            .await;
-            replies.extend(unresolved(failed));
-            finish(
-                s.output,
-                replies,
-                render::history,
-                render::history_json,
-                |_| true,
-            )
         }
-        Command::Logs(args) => dump_logs(eps, s, &args, unresolved(failed)).await,
-        Command::Top(args) => top(addrs, settings, &args).await,
+        Command::Logs(args) => dump_logs(&plan, &args).await,
+        Command::Top(args) => top(addrs, settings.clone(), &args).await,
     }
+}
+
+/// The endpoints of one command, and the names that did not resolve.
+struct Plan<'a> {
+    eps: &'a [String],
+    settings: &'a Settings,
+    failed: &'a [(String, String)],
+}
+
+impl Plan<'_> {
+    /// `op` on every endpoint ([`fan_out`]), plus a failed reply per unresolved name.
+    async fn call<T, F, Fut>(&self, op: F) -> Vec<Reply<T>>
+    where
+        F: Fn(crate::app::Ctx) -> Fut,
+        Fut: std::future::Future<
+                Output = (Option<memstress_proto::v1::Instance>, Result<T, CliError>),
+            >,
+    {
+        let mut replies = fan_out(self.eps, self.settings, op).await;
+        replies.extend(unresolved(self.failed));
+        replies
+    }
+}
+
+/// `start` on every endpoint; with `--follow`, one progress line per started run until each
+/// ends.
+async fn start(plan: &Plan<'_>, args: &StartArgs) -> Result<(), CliError> {
+    let req = args.to_request().map_err(CliError::Usage)?;
+    let req = &req;
+    let replies = plan
+        .call(|ctx| async move { identified(&ctx, ctx.start_call(req.clone())).await })
+        .await;
+    let started: Vec<(String, String)> = replies
+        .iter()
+        .filter_map(|r| Some((r.addr.clone(), r.result.as_ref().ok()?.run_id.clone())))
+        .collect();
+    let printed = finish(
+        plan.settings.output,
+        replies,
+        render::start,
+        j::start,
+        |_| true,
+    );
+    if !args.follow || started.is_empty() {
+        return printed;
+    }
+    let followed = progress::follow(started, plan.settings.clone()).await;
+    printed.and(followed)
 }
 
 /// Failed rows for the `dns:///` names that did not resolve.
@@ -181,18 +197,11 @@ fn finish<T>(
 
 /// `logs` without `--follow` on many endpoints: each endpoint's kept entries, every line
 /// prefixed with its name (JSON: each entry with `endpoint`).
-async fn dump_logs(
-    eps: &[String],
-    s: &Settings,
-    args: &LogsArgs,
-    mut failures: Vec<Reply<Vec<memstress_proto::v1::LogEntry>>>,
-) -> Result<(), CliError> {
+async fn dump_logs(plan: &Plan<'_>, args: &LogsArgs) -> Result<(), CliError> {
     let from = args.from;
-    let mut replies = fan_out(eps, s, |ctx| async move {
-        identified(&ctx, logs::kept_entries(&ctx, from)).await
-    })
-    .await;
-    replies.append(&mut failures);
+    let mut replies = plan
+        .call(|ctx| async move { identified(&ctx, logs::kept_entries(&ctx, from)).await })
+        .await;
     replies.sort_by_key(Reply::name);
     let width = replies
         .iter()
@@ -200,6 +209,7 @@ async fn dump_logs(
         .max()
         .unwrap_or(0);
     let painter = colour::Painter::for_stdout();
+    let output = plan.settings.output;
     let mut fared = Vec::new();
     for r in &replies {
         let name = r.name();
@@ -207,12 +217,12 @@ async fn dump_logs(
             Ok(entries) => {
                 fared.push(Fared::Ok);
                 for e in entries {
-                    logs::print_entry(s.output, &painter, &name, width, e)?;
+                    logs::print_entry(output, &painter, &name, width, e)?;
                 }
             }
             Err(e) => {
                 fared.push(Fared::of(e));
-                logs::print_note(s.output, &painter, &name, width, &format!("error: {e}"))?;
+                logs::print_note(output, &painter, &name, width, &format!("error: {e}"))?;
             }
         }
     }

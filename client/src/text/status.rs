@@ -71,6 +71,86 @@ fn container(out: &mut String, c: Option<&ContainerMemory>) {
     }
 }
 
+/// The current or last run's lines of `status`: start, elapsed, target, workload, phase.
+fn run_head(out: &mut String, s: &StatusResponse) {
+    let started = if s.started_at_unix_ms > 0 {
+        memstress_proto::time::format_unix_ms(s.started_at_unix_ms)
+    } else {
+        "-".to_owned()
+    };
+    line(out, 0, "started", started);
+    let active = matches!(
+        State::try_from(s.state),
+        Ok(State::Building | State::Searching)
+    );
+    let holds_until_stopped = s
+        .parameters
+        .as_ref()
+        .is_some_and(|p| p.duration_seconds == 0);
+    let remaining = match s.remaining_ms {
+        Some(ms) => human::duration_ms(ms),
+        None if active && holds_until_stopped => "until stopped".to_owned(),
+        None => "-".to_owned(),
+    };
+    line(
+        out,
+        0,
+        "elapsed",
+        format!(
+            "{}, remaining {}",
+            human::duration_ms(s.elapsed_ms),
+            remaining
+        ),
+    );
+    line(
+        out,
+        0,
+        "target",
+        target(s.target_bytes, s.parameters.as_ref()),
+    );
+    let w = match s.activity_unit.as_str() {
+        "" => workload(s.workload),
+        unit => format!("{} (holds by {unit})", workload(s.workload)),
+    };
+    line(out, 0, "workload", w);
+    if s.parameters.as_ref().is_some_and(|p| !p.phases.is_empty()) {
+        let mut phase = phase_progress(s.phase.as_ref());
+        if let Some(p) = s.phase.as_ref().filter(|p| p.index > 0) {
+            phase.push_str(&format!(", target {}", human::bytes(p.target_bytes)));
+        }
+        line(out, 0, "phase", phase);
+    }
+}
+
+/// The run's fill rate and activity lines of `status`.
+fn run_rates(out: &mut String, s: &StatusResponse) {
+    let ttt = s
+        .time_to_target_ms
+        .map_or_else(|| "-".to_owned(), human::duration_ms);
+    line(
+        out,
+        0,
+        "fill rate",
+        format!(
+            "{} average, {} current; time to target {}",
+            human::mib_rate(s.fill_rate_mb_per_second),
+            human::mib_rate(s.current_fill_rate_mb_per_second),
+            ttt
+        ),
+    );
+    let unit = activity_unit(&s.activity_unit);
+    line(
+        out,
+        0,
+        unit,
+        format!(
+            "{} ({} {unit}/s)",
+            human::thousands(s.searches),
+            human::thousands(rate(s.searches_per_second))
+        ),
+    );
+}
+
 /// The result of `status`.
 pub fn status(s: &StatusResponse) -> String {
     let mut out = String::new();
@@ -83,55 +163,7 @@ pub fn status(s: &StatusResponse) -> String {
         if has_run { s.run_id.as_str() } else { "-" },
     );
     if has_run {
-        let started = if s.started_at_unix_ms > 0 {
-            memstress_proto::time::format_unix_ms(s.started_at_unix_ms)
-        } else {
-            "-".to_owned()
-        };
-        line(&mut out, 0, "started", started);
-        let active = matches!(
-            State::try_from(s.state),
-            Ok(State::Building | State::Searching)
-        );
-        let holds_until_stopped = s
-            .parameters
-            .as_ref()
-            .is_some_and(|p| p.duration_seconds == 0);
-        let remaining = match s.remaining_ms {
-            Some(ms) => human::duration_ms(ms),
-            None if active && holds_until_stopped => "until stopped".to_owned(),
-            None => "-".to_owned(),
-        };
-        line(
-            &mut out,
-            0,
-            "elapsed",
-            format!(
-                "{}, remaining {}",
-                human::duration_ms(s.elapsed_ms),
-                remaining
-            ),
-        );
-        line(
-            &mut out,
-            0,
-            "target",
-            target(s.target_bytes, s.parameters.as_ref()),
-        );
-    }
-    if has_run {
-        let w = match s.activity_unit.as_str() {
-            "" => workload(s.workload),
-            unit => format!("{} (holds by {unit})", workload(s.workload)),
-        };
-        line(&mut out, 0, "workload", w);
-        if s.parameters.as_ref().is_some_and(|p| !p.phases.is_empty()) {
-            let mut phase = phase_progress(s.phase.as_ref());
-            if let Some(p) = s.phase.as_ref().filter(|p| p.index > 0) {
-                phase.push_str(&format!(", target {}", human::bytes(p.target_bytes)));
-            }
-            line(&mut out, 0, "phase", phase);
-        }
+        run_head(&mut out, s);
     }
     line(&mut out, 0, "nodes", human::thousands(s.nodes));
     line(&mut out, 0, "payload held", human::bytes(s.payload_bytes));
@@ -147,31 +179,7 @@ pub fn status(s: &StatusResponse) -> String {
     );
     line(&mut out, 0, "basis", basis(s.basis.as_ref()));
     if has_run {
-        let ttt = s
-            .time_to_target_ms
-            .map_or_else(|| "-".to_owned(), human::duration_ms);
-        line(
-            &mut out,
-            0,
-            "fill rate",
-            format!(
-                "{} average, {} current; time to target {}",
-                human::mib_rate(s.fill_rate_mb_per_second),
-                human::mib_rate(s.current_fill_rate_mb_per_second),
-                ttt
-            ),
-        );
-        let unit = activity_unit(&s.activity_unit);
-        line(
-            &mut out,
-            0,
-            unit,
-            format!(
-                "{} ({} {unit}/s)",
-                human::thousands(s.searches),
-                human::thousands(rate(s.searches_per_second))
-            ),
-        );
+        run_rates(&mut out, s);
     }
     line(
         &mut out,
