@@ -87,6 +87,29 @@ impl HostsGuard {
     }
 }
 
+impl HostsGuard {
+    /// Removes the line mapping this guard's name to `ip`.
+    fn remove(&self, ip: &str) {
+        let text = std::fs::read_to_string("/etc/hosts").unwrap();
+        let kept: String = text
+            .lines()
+            .filter(|l| {
+                let mut w = l.split_whitespace();
+                !(w.next() == Some(ip) && w.next() == Some(self.name.as_str()))
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write("/etc/hosts", kept).unwrap();
+    }
+
+    /// Adds a line mapping this guard's name to `ip`.
+    fn append(&self, ip: &str) {
+        let mut text = std::fs::read_to_string("/etc/hosts").unwrap();
+        text.push_str(&format!("{ip} {}\n", self.name));
+        std::fs::write("/etc/hosts", text).unwrap();
+    }
+}
+
 impl Drop for HostsGuard {
     fn drop(&mut self) {
         if let Ok(text) = std::fs::read_to_string("/etc/hosts") {
@@ -427,6 +450,38 @@ async fn dns_name_resolves_to_every_endpoint_and_follow_survives_a_restart() {
     sigint(follower.id());
     let status = follower.wait().unwrap();
     assert_eq!(status.code(), Some(130));
+
+    // Pods join and leave: the name is resolved again while following.
+    let name2 = format!("memstress-fleet-join-{}", std::process::id());
+    let hosts2 = HostsGuard::add(&name2, &IPS[..1]);
+    let mut follower = Command::new(env!("CARGO_BIN_EXE_stressctl"))
+        .env_remove("STRESSCTL_ADDR")
+        .env("NO_COLOR", "1")
+        .args([
+            "--addr",
+            &format!("dns:///{name2}:{}", fleet.port),
+            "logs",
+            "--follow",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = collect_lines(follower.stdout.take().unwrap());
+    wait_line(&lines, "fleet-a joining", |l| {
+        l.starts_with("fleet-a") && l.ends_with("joined")
+    });
+    hosts2.append(IPS[2]);
+    let third = fleet.addr(2);
+    wait_line(&lines, "the third joining", |l| {
+        l.starts_with(&third) && l.ends_with("joined")
+    });
+    hosts2.remove(IPS[0]);
+    wait_line(&lines, "fleet-a leaving", |l| {
+        l.starts_with("fleet-a") && l.contains("left")
+    });
+    sigint(follower.id());
+    assert_eq!(follower.wait().unwrap().code(), Some(130));
 }
 
 /// Sends SIGINT through kill(1) (no libc in this crate's tests).
