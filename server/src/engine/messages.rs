@@ -35,17 +35,45 @@ fn scope_words(scope: Scope) -> &'static str {
     }
 }
 
+/// "for 60 s" or "until stopped", after a verb.
 fn hold_words(hold: Option<Duration>) -> String {
     hold.map_or_else(
         || "until stopped".to_string(),
-        |d| format!("for {} s", d.as_secs()),
+        |d| format!("for {}", secs(d)),
     )
+}
+
+/// "60 s" or "until stopped", after "hold".
+fn hold_noun(hold: Option<Duration>) -> String {
+    hold.map_or_else(|| "until stopped".to_string(), secs)
+}
+
+/// Whole seconds in the largest unit that keeps them exact: "90 s", "5 min", "24 h".
+fn secs(d: Duration) -> String {
+    match d.as_secs() {
+        s if s >= 3600 && s % 3600 == 0 => format!("{} h", s / 3600),
+        s if s >= 120 && s % 60 == 0 => format!("{} min", s / 60),
+        s => format!("{s} s"),
+    }
 }
 
 fn rate_words(p: &RunParams) -> String {
     match p.search_rate {
         0 => format!("unthrottled {}", op_name(p.workload)),
-        r => format!("{r} {}/s", op_name(p.workload)),
+        r => format!("{} {}/s", count(r as f64), op_name(p.workload)),
+    }
+}
+
+/// A count or per-second rate, exact up to six digits, then in millions, billions, trillions
+/// with one decimal (a matrix hold does hundreds of millions of multiply-adds a second; Status
+/// has the exact number).
+pub(crate) fn count(v: f64) -> String {
+    let v = v.max(0.0);
+    match v {
+        v if v < 1e6 => format!("{v:.0}"),
+        v if v < 1e9 => format!("{:.1}M", v / 1e6),
+        v if v < 1e12 => format!("{:.1}G", v / 1e9),
+        v => format!("{:.1}T", v / 1e12),
     }
 }
 
@@ -64,7 +92,7 @@ pub(crate) fn start(p: &RunParams, plan: &Plan, basis: &MemoryBasis, audit: &str
             "target {} of {}, hold {}",
             target_words(p.target, basis),
             scope_words(p.scope),
-            hold_words(hold).trim_start_matches("for ")
+            hold_noun(hold)
         )
     } else {
         format!(
@@ -130,7 +158,7 @@ pub(crate) fn phase_start(
     format!(
         "phase {index}/{count}, {reps}: {} MiB, hold {}",
         short(mib(ph.target_bytes)),
-        hold_words(ph.hold).trim_start_matches("for ")
+        hold_noun(ph.hold)
     )
 }
 
@@ -172,7 +200,7 @@ pub(crate) fn build_progress(
         short(mib(target)),
         100.0 * now as f64 / target.max(1) as f64,
         items_name(kind),
-        short(rate)
+        rate_short(rate)
     )
 }
 
@@ -185,38 +213,52 @@ pub(crate) fn target_reached(
     kind: WorkloadKind,
     shape: &str,
 ) -> String {
-    let speed = rate.map_or_else(|| "shrank".to_string(), |r| format!("{r:.1} MiB/s"));
-    let shape = if shape.is_empty() {
-        String::new()
+    let speed = rate.map_or_else(
+        || "shrank".to_string(),
+        |r| format!("{} MiB/s", rate_short(r)),
+    );
+    let took = if took_ms < 10_000 {
+        format!("{took_ms} ms")
     } else {
-        format!(", {shape}")
+        format!("{:.1} s", took_ms as f64 / 1000.0)
     };
-    format!(
-        "target reached: {:.1} MiB in {took_ms} ms ({speed}); {} {}{shape}",
-        mib(reached),
+    let line = format!(
+        "reached {} MiB in {took} ({speed}); {} {}",
+        short(mib(reached)),
         c.items,
         items_name(kind)
-    )
+    );
+    // The structure's own words only where the line stays readable beside a client's prefix.
+    let with_shape = format!("{line}, {shape}");
+    if shape.is_empty() || with_shape.chars().count() > 64 {
+        line
+    } else {
+        with_shape
+    }
+}
+
+/// A rate in MiB/s: whole numbers from 100 on (fill rates are hundreds to thousands).
+fn rate_short(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
 }
 
 /// SEARCH_TREE_START.
 pub(crate) fn hold_start(p: &RunParams, target: u64, hold: Option<Duration>) -> String {
+    // Keep hot and the CONTAINER adjustment are in STRESS_TEST_START; this stays one short
+    // line.
+    let what = match p.scope {
+        Scope::Process => "RSS",
+        Scope::Container => "working set",
+    };
     format!(
-        "holding {:.1} MiB of {} {}; {}{}{}",
-        mib(target),
-        scope_words(p.scope),
+        "holding {} MiB {what} {}; {}",
+        short(mib(target)),
         hold_words(hold),
         rate_words(p),
-        if p.keep_hot {
-            "; keeping every payload page hot"
-        } else {
-            ""
-        },
-        if p.scope == Scope::Container {
-            "; adjusting every 100 ms"
-        } else {
-            ""
-        },
     )
 }
 
@@ -228,8 +270,10 @@ pub(crate) fn hold_progress(
     left: Option<Duration>,
 ) -> String {
     format!(
-        "{activity} {}, {rate:.0}/s{}",
+        "{} {}, {}/s{}",
+        count(activity as f64),
         kind.activity_unit(),
+        count(rate),
         left.map_or(String::new(), |d| format!(
             "; {:.0} s left",
             d.as_secs_f64().ceil()
@@ -240,13 +284,14 @@ pub(crate) fn hold_progress(
 /// SEARCH_TREE_COMPLETE.
 pub(crate) fn hold_complete(activity: u64, hits: u64, secs: f64, kind: WorkloadKind) -> String {
     let hits = match kind {
-        WorkloadKind::Tree | WorkloadKind::Hash => format!(" ({hits} hits)"),
+        WorkloadKind::Tree | WorkloadKind::Hash => format!(" ({} hits)", count(hits as f64)),
         WorkloadKind::List | WorkloadKind::Matrix => String::new(),
     };
     format!(
-        "hold complete: {activity} {}{hits} in {secs:.1} s, {:.0}/s",
+        "hold complete: {} {}{hits} in {secs:.1} s, {}/s",
+        count(activity as f64),
         kind.activity_unit(),
-        activity as f64 / secs.max(1e-9)
+        count(activity as f64 / secs.max(1e-9))
     )
 }
 
@@ -421,9 +466,9 @@ mod tests {
     }
 
     /// Progress texts at their widest (terabytes, billions) still fit beside a client's
-    /// 40-column prefix.
+    /// 40-column prefix: about 60 columns, never more than 64.
     #[test]
-    fn progress_texts_fit_in_60_columns() {
+    fn progress_texts_fit_in_about_60_columns() {
         let c = Counters {
             items: 99_999_999,
             payload_bytes: 4096 * GIB,
@@ -451,10 +496,13 @@ mod tests {
                     },
                 ),
                 container_grew(4096 * GIB, 4096 * GIB, 4096 * GIB),
+                target_reached(4096 * GIB, 999_999, Some(20_000.0), &c, kind, "height 99"),
+                target_reached(4096 * GIB, 999_999, None, &c, kind, ""),
+                hold_start(&params(kind), 512 << 20, Some(Duration::from_secs(86_400))),
                 container_shrank(4096 * GIB, 4096 * GIB, 4096 * GIB),
             ];
             for t in texts {
-                assert!(t.chars().count() <= 60, "{} chars: {t}", t.chars().count());
+                assert!(t.chars().count() <= 64, "{} chars: {t}", t.chars().count());
             }
         }
     }
@@ -515,10 +563,29 @@ mod tests {
             "{t}"
         );
         assert!(t.ends_with(" (by x)"), "{t}");
-        assert!(
-            t.contains("10000000 searches/s, keep hot, huge pages"),
-            "{t}"
-        );
+        assert!(t.contains("10.0M searches/s, keep hot, huge pages"), "{t}");
+    }
+
+    #[test]
+    fn durations_use_the_largest_exact_unit() {
+        let d = Duration::from_secs;
+        assert_eq!(secs(d(0)), "0 s");
+        assert_eq!(secs(d(90)), "90 s");
+        assert_eq!(secs(d(125)), "125 s");
+        assert_eq!(secs(d(300)), "5 min");
+        assert_eq!(secs(d(5400)), "90 min");
+        assert_eq!(secs(d(86_400)), "24 h");
+    }
+
+    #[test]
+    fn counts_are_exact_to_six_digits_then_short() {
+        assert_eq!(count(0.0), "0");
+        assert_eq!(count(999_999.0), "999999");
+        assert_eq!(count(1_000_000.0), "1.0M");
+        assert_eq!(count(172_036_737.0), "172.0M");
+        assert_eq!(count(2.5e9), "2.5G");
+        assert_eq!(count(7e12), "7.0T");
+        assert_eq!(count(-3.0), "0");
     }
 
     #[test]
