@@ -262,3 +262,105 @@ pub(crate) fn history_json(h: &HistoryReply) -> Value {
         HistoryReply::List(l) => j::run_list(&l.runs, &l.next_cursor),
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::error::CliError;
+    use memstress_proto::v1::{ContainerMemory, Instance, PhaseProgress, State};
+
+    fn reply(addr: &str, pod: &str, rss_mib: u64, ws_mib: Option<u64>) -> Reply<StatusResponse> {
+        Reply {
+            addr: addr.into(),
+            instance: Some(Instance {
+                pod_name: pod.into(),
+                ..Instance::default()
+            }),
+            result: Ok(StatusResponse {
+                state: State::Searching as i32,
+                run_id: "run-1-aa".into(),
+                target_bytes: 100 << 20,
+                rss_bytes: rss_mib << 20,
+                container: Some(ContainerMemory {
+                    working_set_bytes: ws_mib.map(|m| m << 20),
+                    oom_kills: Some(0),
+                    ..ContainerMemory::default()
+                }),
+                ..StatusResponse::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn status_rows_and_totals() {
+        let down = Reply {
+            addr: "http://10.0.0.3:50051".into(),
+            instance: None,
+            result: Err(CliError::Unreachable {
+                addr: "http://10.0.0.3:50051".into(),
+                reason: "connection refused".into(),
+            }),
+        };
+        let replies = vec![
+            reply("http://10.0.0.1:50051", "web-a", 110, Some(120)),
+            reply("http://10.0.0.2:50051", "", 90, None),
+            down,
+        ];
+        let t = status(&replies);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[0].starts_with("ENDPOINT        STATE"), "{t}");
+        assert!(
+            lines[1].starts_with("web-a           SEARCHING  run-1-aa  tree"),
+            "{t}"
+        );
+        assert!(lines[2].starts_with("10.0.0.2:50051  SEARCHING"), "{t}");
+        assert!(
+            lines[2].contains("  -  "),
+            "unknown working set is '-': {t}"
+        );
+        assert_eq!(
+            lines[3],
+            "10.0.0.3:50051  error: cannot reach stressd at http://10.0.0.3:50051 (connection refused)"
+        );
+        assert_eq!(
+            &lines[4..],
+            [
+                "TOTAL 2/3                                             200.0 MiB  200.0 MiB    120.0 MiB",
+                "MIN                                                   100.0 MiB   90.0 MiB    120.0 MiB",
+                "MAX                                                   100.0 MiB  110.0 MiB    120.0 MiB",
+            ],
+            "{t}"
+        );
+        let doc = document(&replies[2], |s: &StatusResponse| j::status(s));
+        assert_eq!(doc["endpoint"], "10.0.0.3:50051");
+        assert!(
+            doc["error"]
+                .as_str()
+                .unwrap()
+                .contains("connection refused")
+        );
+        let doc = document(&replies[0], |s: &StatusResponse| j::status(s));
+        assert_eq!(doc["endpoint"], "web-a");
+        assert_eq!(doc["address"], "http://10.0.0.1:50051");
+        assert!(doc["error"].is_null());
+    }
+
+    #[test]
+    fn phase_cells() {
+        let mut s = StatusResponse::default();
+        assert_eq!(phase_cell(&s), "-");
+        s.phase = Some(PhaseProgress {
+            index: 2,
+            count: 3,
+            repetition: 1,
+            repeat: 1,
+            target_bytes: 0,
+        });
+        assert_eq!(phase_cell(&s), "2/3");
+        s.phase.as_mut().unwrap().repeat = 4;
+        assert_eq!(phase_cell(&s), "2/3 rep 1/4");
+        s.phase.as_mut().unwrap().repeat = 0;
+        assert_eq!(phase_cell(&s), "2/3 rep 1/∞");
+    }
+}
