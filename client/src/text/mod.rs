@@ -119,15 +119,17 @@ pub(crate) fn with_request(size: String, p: Option<&RunParameters>) -> String {
 /// The parameter lines shared by `start` and `status`.
 fn parameters(out: &mut String, indent: usize, p: &RunParameters) {
     line(out, indent, "workload", workload(p.workload));
-    if !p.phases.is_empty() {
+    if p.phases.is_empty() {
+        line(
+            out,
+            indent,
+            "duration",
+            human::seconds_or(p.duration_seconds, "until stopped"),
+        );
+    } else {
+        // A profile's phases carry their own hold times.
         line(out, indent, "profile", profile(&p.phases, p.repeat));
     }
-    line(
-        out,
-        indent,
-        "duration",
-        human::seconds_or(p.duration_seconds, "until stopped"),
-    );
     line(
         out,
         indent,

@@ -376,6 +376,10 @@ fn profiles_and_phase_progress() {
         "{t}"
     );
     assert!(
+        !t.contains("  duration"),
+        "a profile has no single duration: {t}"
+    );
+    assert!(
         t.contains("\ninstance         pod web-1 in memstress on node n1, host web-1, id 00ff\n"),
         "{t}"
     );
