@@ -286,7 +286,7 @@ fn container_to_pb(c: &ContainerMemory, oom_kills_during_run: u64) -> pb::Contai
 }
 
 /// The Status snapshot as the proto has it: field by field, nothing computed here.
-pub fn status_to_pb(s: &StatusSnapshot) -> pb::StatusResponse {
+pub(crate) fn status_to_pb(s: &StatusSnapshot) -> pb::StatusResponse {
     let run = s.run.as_ref();
     pb::StatusResponse {
         state: state_to_pb(s.state) as i32,
