@@ -220,7 +220,8 @@ fn record_figures(out: &mut String, r: &RunRecord) {
         "fill rate",
         human::mib_rate(r.fill_rate_mb_per_second),
     );
-    line(out, 0, "searches", human::thousands(r.searches));
+    let unit = super::activity_of(r.parameters.as_ref().map_or(0, |p| p.workload));
+    line(out, 0, unit, human::thousands(r.searches));
     line(
         out,
         0,

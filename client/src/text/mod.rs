@@ -65,6 +65,17 @@ pub fn workload(v: i32) -> String {
     }
 }
 
+/// What a workload's activity counter counts, as stressd names it in Status.activity_unit:
+/// "searches" (tree), "walk steps" (list), "lookups" (hash), "multiply-adds" (matrix).
+pub fn activity_of(v: i32) -> &'static str {
+    match Workload::try_from(v) {
+        Ok(Workload::List) => "walk steps",
+        Ok(Workload::Hash) => "lookups",
+        Ok(Workload::Matrix) => "multiply-adds",
+        _ => "searches",
+    }
+}
+
 /// Where a memory basis came from, in words.
 pub fn basis_source(v: i32) -> String {
     match BasisSource::try_from(v) {

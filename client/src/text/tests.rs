@@ -384,3 +384,14 @@ fn profiles_and_phase_progress() {
         "{t}"
     );
 }
+
+#[test]
+fn activity_units() {
+    assert_eq!(activity_of(Workload::Tree as i32), "searches");
+    assert_eq!(activity_of(0), "searches");
+    assert_eq!(activity_of(Workload::List as i32), "walk steps");
+    assert_eq!(activity_of(Workload::Hash as i32), "lookups");
+    assert_eq!(activity_of(Workload::Matrix as i32), "multiply-adds");
+    assert_eq!(workload(Workload::Matrix as i32), "matrix");
+    assert_eq!(workload(99), "unknown (99)");
+}
