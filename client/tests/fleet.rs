@@ -251,6 +251,33 @@ async fn repeated_addr_fans_out_and_adds_up_exit_codes() {
         );
     }
 
+    // The same with --output json: the start documents, then progress documents per endpoint.
+    let r = run(&[
+        "-o",
+        "json",
+        "start",
+        "--memory-mb",
+        "12",
+        "--duration",
+        "5",
+        "--follow",
+    ])
+    .await;
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let docs: Vec<serde_json::Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for name in ["fleet-a", "fleet-b", addrs[2].as_str()] {
+        let last = docs
+            .iter()
+            .rfind(|d| d["endpoint"] == name && !d["status"].is_null())
+            .unwrap_or_else(|| panic!("no progress document of {name}:\n{}", r.stdout));
+        assert_eq!(last["status"]["state"], "STATE_COMPLETED", "{last}");
+        assert_eq!(last["status"]["run_id"], last["run_id"], "{last}");
+    }
+
     let r = run(&["health"]).await;
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert_eq!(r.stdout.matches("SERVING").count(), 6, "{}", r.stdout);

@@ -11,6 +11,7 @@ use futures_util::StreamExt as _;
 use futures_util::stream;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use memstress_proto::v1::{State, StatusResponse};
+use serde_json::{Value, json};
 
 use super::call::{CONCURRENCY, Fared, conclude, endpoint_name};
 use crate::app::{Ctx, Settings, interrupt_listener};
@@ -156,12 +157,32 @@ async fn poll_all(runs: &mut BTreeMap<String, Followed>, settings: &Settings) {
             }
             Err(e) => format!("{:<width$}  {:<9}  {e}", run.name, "?"),
         };
-        show(run, text);
+        let doc = (settings.output == OutputFormat::Json).then(|| document(run, &result));
+        show(run, text, doc);
     }
 }
 
-/// Redraws the endpoint's line, or prints it when it changed (no terminal).
-fn show(run: &mut Followed, text: String) {
+/// One endpoint's progress as JSON: `{"endpoint", "address", "run_id", "status"}` (the
+/// Status document as `status --output json` prints it), or `"error"` when it did not answer.
+fn document(run: &Followed, result: &Result<StatusResponse, CliError>) -> Value {
+    let mut doc = json!({
+        "endpoint": run.name,
+        "address": run.addr,
+        "run_id": run.run_id,
+    });
+    doc["status"] = match result {
+        Ok(s) => crate::json::status(s),
+        Err(_) => Value::Null,
+    };
+    if let Err(e) = result {
+        doc["error"] = Value::String(e.to_string());
+    }
+    doc
+}
+
+/// Redraws the endpoint's line, or prints it (or `doc`, for JSON) when its state changed (no
+/// terminal).
+fn show(run: &mut Followed, text: String, doc: Option<Value>) {
     match &run.line {
         Some(bar) => {
             bar.set_message(text);
@@ -177,7 +198,10 @@ fn show(run: &mut Followed, text: String) {
                 .collect::<Vec<_>>()
                 .join(" ");
             if key != run.last || run.fared.is_some() {
-                println!("{text}");
+                match doc {
+                    Some(doc) => println!("{doc}"),
+                    None => println!("{text}"),
+                }
                 run.last = key;
             }
         }
