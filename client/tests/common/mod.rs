@@ -52,3 +52,22 @@ pub async fn stressctl_raw(args: &[&str]) -> Run {
         stderr: String::from_utf8(out.stderr).unwrap(),
     }
 }
+
+/// Reports a test that cannot run here and returns, so the caller can `return`: prints
+/// `SKIPPED: <test>: <reason>; run: <command>` and appends it to `$MEMSTRESS_SKIP_LOG` for the
+/// summary of scripts/test.sh. Under `CI=true` nothing may skip: it panics instead.
+pub fn skip(test: &str, reason: &str, command: &str) {
+    let line = format!("SKIPPED: {test}: {reason}; run: {command}");
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{line} (CI=true: tests never skip in CI)"
+    );
+    println!("{line}");
+    eprintln!("{line}");
+    if let Ok(path) = std::env::var("MEMSTRESS_SKIP_LOG") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(path) {
+            let _ = writeln!(f, "{test}: {reason}; run: {command}");
+        }
+    }
+}
