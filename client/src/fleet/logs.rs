@@ -200,7 +200,10 @@ async fn watch_endpoint(addr: String, settings: Settings, from: u64, tx: mpsc::S
                         }
                     }
                     Ok(None) => break "its log stream ended".to_owned(),
-                    Err(s) => break format!("its log stream broke: {}", s.message()),
+                    Err(s) => {
+                        let e = CliError::status(&addr, settings.timeout, s);
+                        break format!("its log stream broke: {e}");
+                    }
                 }
             },
         };
@@ -222,21 +225,103 @@ struct Known {
     instance_id: String,
 }
 
+/// The merged output: names, colours and alignment, and who answered before (to tell a
+/// restart from a first contact).
+struct Printer {
+    output: OutputFormat,
+    painter: Painter,
+    known: HashMap<String, Known>,
+    /// Instance ids by pod name: a pod keeps its name across a container restart but may
+    /// come back on another address.
+    pods: HashMap<String, String>,
+    width: usize,
+}
+
+impl Printer {
+    fn name(&self, addr: &str) -> String {
+        self.known
+            .get(addr)
+            .map_or_else(|| display_addr(addr).to_owned(), |k| k.name.clone())
+    }
+
+    fn note(&self, name: &str, text: &str) -> io::Result<()> {
+        print_note(self.output, &self.painter, name, self.width, text)
+    }
+
+    /// An endpoint (re)connected: "joined", "restarted" (with its previous run) or nothing.
+    fn identified(
+        &mut self,
+        addr: String,
+        instance: &Instance,
+        previous_run: Option<&RunRecord>,
+    ) -> io::Result<()> {
+        let name = endpoint_name(&addr, Some(instance));
+        self.width = self.width.max(name.chars().count());
+        let known_id = self.known.get(&addr).map(|k| k.instance_id.clone());
+        let by_pod = (!instance.pod_name.is_empty())
+            .then(|| self.pods.get(&instance.pod_name).cloned())
+            .flatten();
+        let was = known_id.filter(|id| !id.is_empty()).or(by_pod);
+        if restarted(was.as_deref(), &instance.instance_id) {
+            self.note(&name, &restart_note(&name, previous_run))?;
+        } else if !self.known.contains_key(&addr) {
+            self.note(&name, "joined")?;
+        }
+        if !instance.pod_name.is_empty() {
+            self.pods
+                .insert(instance.pod_name.clone(), instance.instance_id.clone());
+        }
+        self.known.insert(
+            addr,
+            Known {
+                name,
+                instance_id: instance.instance_id.clone(),
+            },
+        );
+        Ok(())
+    }
+
+    fn entry(&self, addr: &str, entry: &LogEntry) -> io::Result<()> {
+        print_entry(
+            self.output,
+            &self.painter,
+            &self.name(addr),
+            self.width,
+            entry,
+        )
+    }
+
+    fn lost(&self, addr: &str, why: &str) -> io::Result<()> {
+        let text = if self.known.contains_key(addr) {
+            format!("lost ({why}); reconnecting")
+        } else {
+            format!("not reachable ({why}); retrying")
+        };
+        self.note(&self.name(addr), &text)
+    }
+
+    fn left(&mut self, addr: &str) -> io::Result<()> {
+        let name = self.name(addr);
+        self.known.remove(addr);
+        self.note(&name, "left (no longer in DNS)")
+    }
+}
+
 /// `logs --follow` on many endpoints, until Ctrl-C (exit 130).
 pub(crate) async fn follow(
     addrs: &[String],
     settings: Settings,
     from: u64,
 ) -> Result<(), CliError> {
-    let output = settings.output;
-    let painter = Painter::for_stdout();
+    let mut printer = Printer {
+        output: settings.output,
+        painter: Painter::for_stdout(),
+        known: HashMap::new(),
+        pods: HashMap::new(),
+        width: 0,
+    };
     let (tx, mut rx) = mpsc::channel::<Event>(1024);
     let mut watchers: BTreeMap<String, JoinHandle<()>> = BTreeMap::new();
-    let mut known: HashMap<String, Known> = HashMap::new();
-    // Pods keep their name across a container restart but may change address: remember ids
-    // by pod name too.
-    let mut pods: HashMap<String, String> = HashMap::new();
-    let mut width = 0usize;
     let mut interrupt = interrupt_listener();
     let names = resolve::has_names(addrs);
     let mut tick = tokio::time::interval(RESOLVE_EVERY);
@@ -247,50 +332,30 @@ pub(crate) async fn follow(
             _ = tick.tick(), if names || watchers.is_empty() => {
                 let r = resolve::resolve(addrs).await;
                 for (spec, why) in &r.failures {
-                    print_note(output, &painter, spec, width, &format!("cannot resolve: {why}"))?;
+                    printer.note(spec, &format!("cannot resolve: {why}"))?;
                 }
                 for addr in &r.endpoints {
                     if !watchers.contains_key(addr) {
                         let task = watch_endpoint(addr.clone(), settings.clone(), from, tx.clone());
                         watchers.insert(addr.clone(), tokio::spawn(task));
-                        width = width.max(display_addr(addr).chars().count());
+                        printer.width = printer.width.max(display_addr(addr).chars().count());
                     }
                 }
-                let gone: Vec<String> = watchers.keys().filter(|a| !r.endpoints.contains(a)).cloned().collect();
+                let gone: Vec<String> =
+                    watchers.keys().filter(|a| !r.endpoints.contains(a)).cloned().collect();
                 for addr in gone {
                     if let Some(task) = watchers.remove(&addr) {
                         task.abort();
                     }
-                    let name = known.remove(&addr).map_or_else(|| display_addr(&addr).to_owned(), |k| k.name);
-                    print_note(output, &painter, &name, width, "left (no longer in DNS)")?;
+                    printer.left(&addr)?;
                 }
             }
             Some(event) = rx.recv() => match event {
                 Event::Identified { addr, instance, previous_run } => {
-                    let name = endpoint_name(&addr, Some(&instance));
-                    width = width.max(name.chars().count());
-                    let k = known.entry(addr).or_default();
-                    let by_pod = (!instance.pod_name.is_empty()).then(|| pods.get(&instance.pod_name)).flatten();
-                    let was = if k.instance_id.is_empty() { by_pod.map(String::as_str) } else { Some(k.instance_id.as_str()) };
-                    if restarted(was, &instance.instance_id) {
-                        print_note(output, &painter, &name, width, &restart_note(&name, previous_run.as_deref()))?;
-                    } else if k.instance_id.is_empty() {
-                        print_note(output, &painter, &name, width, "joined")?;
-                    }
-                    if !instance.pod_name.is_empty() {
-                        pods.insert(instance.pod_name.clone(), instance.instance_id.clone());
-                    }
-                    k.name = name;
-                    k.instance_id = instance.instance_id;
+                    printer.identified(addr, &instance, previous_run.as_deref())?;
                 }
-                Event::Entry { addr, entry } => {
-                    let name = known.get(&addr).map_or_else(|| display_addr(&addr).to_owned(), |k| k.name.clone());
-                    print_entry(output, &painter, &name, width, &entry)?;
-                }
-                Event::Lost { addr, why } => {
-                    let name = known.get(&addr).map_or_else(|| display_addr(&addr).to_owned(), |k| k.name.clone());
-                    print_note(output, &painter, &name, width, &format!("lost ({why}); reconnecting"))?;
-                }
+                Event::Entry { addr, entry } => printer.entry(&addr, &entry)?,
+                Event::Lost { addr, why } => printer.lost(&addr, &why)?,
             },
         }
     }
