@@ -65,6 +65,15 @@ impl Fleet {
     }
 }
 
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        self.daemons.clear();
+        for d in &self.dirs {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
 /// Lines appended to /etc/hosts, removed again when dropped (also on a failed assertion);
 /// only this guard's lines go, whatever else changed the file meanwhile.
 struct HostsGuard {

@@ -67,4 +67,6 @@ async fn start_follow_shows_a_bar_on_a_terminal_only() {
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(!r.stdout.contains("building [") && !r.stderr.contains("building ["));
     assert!(r.stdout.contains("STRESS_TEST_COMPLETE"), "{}", r.stdout);
+    drop(daemon);
+    let _ = std::fs::remove_dir_all(&dir);
 }
