@@ -106,6 +106,24 @@ pub async fn run(ctx: &mut Ctx) -> Res<Vec<Row>> {
             .ok_or(format!("phase {index} was never seen holding"))?;
         let target = mb * MIB;
         let err = last.rss as f64 - target as f64;
+        // The RSS while it held: from the first poll that saw this phase holding to its last.
+        let first = seen
+            .iter()
+            .find(|s| s.index == index && s.state == pb::State::Searching)
+            .map_or(last.at, |s| s.at);
+        let held: Vec<u64> = samples
+            .points
+            .iter()
+            .filter(|(t, _)| *t >= first && *t <= last.at)
+            .map(|p| p.1)
+            .collect();
+        let lo = held.iter().min().copied().unwrap_or(0) as f64 - target as f64;
+        let hi = held.iter().max().copied().unwrap_or(0) as f64 - target as f64;
+        progress(&format!(
+            "[phases] phase {index}: while holding RSS − target {:+.3} … {:+.3} MiB",
+            lo / MIB as f64,
+            hi / MIB as f64
+        ));
         let ratio = err.abs() / tolerance(target) as f64;
         progress(&format!(
             "[phases] phase {index} ({mb} MiB): RSS − target {:+.3} MiB at its end",

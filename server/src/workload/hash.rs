@@ -10,10 +10,10 @@
 
 use super::arena::{Payload, PayloadArena};
 use super::fill::{self, Shape};
+use super::heap::{self, ArenaProbe};
 use super::{
     Counters, HoldStep, HugePages, Rng, Workload, WorkloadConfig, WorkloadError, WorkloadKind,
 };
-use crate::procmem;
 
 /// End of a chain.
 const NONE: u32 = u32::MAX;
@@ -43,6 +43,8 @@ pub(crate) struct HashWorkload {
     table: Table,
     arena: PayloadArena,
     shape: Shape,
+    /// Freed last, so the release trims the building thread's malloc arena.
+    probe: ArenaProbe,
 }
 
 /// Bucket of `key` in a table of `n` (a power of two) buckets: Fibonacci hashing, so even
@@ -72,6 +74,7 @@ impl HashWorkload {
                 item_bytes: config.payload_bytes,
                 grain: 1,
             },
+            probe: ArenaProbe::default(),
         }
     }
 }
@@ -153,23 +156,10 @@ impl Table {
     }
 }
 
-impl Workload for HashWorkload {
-    fn kind(&self) -> WorkloadKind {
-        WorkloadKind::Hash
-    }
-
-    fn grow(&mut self, budget: usize, stop: &dyn Fn() -> bool) -> Result<u64, WorkloadError> {
-        let Self {
-            table,
-            arena,
-            shape,
-        } = self;
-        fill::fill(arena, budget, *shape, stop, &mut |arena, p| {
-            table.insert(arena, p)
-        })
-    }
-
-    fn shrink(&mut self, bytes: u64) -> u64 {
+impl HashWorkload {
+    /// Frees up to `bytes` of payload, newest first, cutting the newest item rather than
+    /// freeing more (see [`Workload::shrink`]).
+    fn shrink_newest(&mut self, bytes: u64) -> u64 {
         let mut freed = 0u64;
         while freed < bytes {
             let Some(last) = self.table.entries.last_mut() else {
@@ -197,9 +187,31 @@ impl Workload for HashWorkload {
         }
         if freed > 0 {
             self.table.compact();
-            procmem::trim_heap();
         }
         freed
+    }
+}
+
+impl Workload for HashWorkload {
+    fn kind(&self) -> WorkloadKind {
+        WorkloadKind::Hash
+    }
+
+    fn grow(&mut self, budget: usize, stop: &dyn Fn() -> bool) -> Result<u64, WorkloadError> {
+        self.probe.arm();
+        let Self {
+            table,
+            arena,
+            shape,
+            ..
+        } = self;
+        fill::fill(arena, budget, *shape, stop, &mut |arena, p| {
+            table.insert(arena, p)
+        })
+    }
+
+    fn shrink(&mut self, bytes: u64) -> u64 {
+        heap::freeing(|| self.shrink_newest(bytes))
     }
 
     fn hold_step(&mut self, ops: u64) -> HoldStep {
@@ -253,8 +265,7 @@ impl Workload for HashWorkload {
             self.arena.used_bytes() as u64,
             self.table.entries.len() as u64,
         );
-        drop(self);
-        procmem::trim_heap();
+        heap::freeing(move || drop(self));
         out
     }
 }

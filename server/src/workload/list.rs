@@ -6,11 +6,11 @@
 
 use super::arena::{Payload, PayloadArena};
 use super::fill::{self, Shape};
+use super::heap::{self, ArenaProbe};
 use super::{
     Counters, HoldStep, HugePages, Rng, Workload, WorkloadConfig, WorkloadError, WorkloadKind,
     try_box,
 };
-use crate::procmem;
 use std::ptr::NonNull;
 
 struct Node {
@@ -28,6 +28,8 @@ pub(crate) struct ListWorkload {
     /// owned by the chain under `head`. Only `grow` (which adds before the head and keeps every
     /// node) and `hold_step` run while it is `Some`; everything that unlinks a node clears it.
     cursor: Option<NonNull<Node>>,
+    /// Freed last, so the release trims the building thread's malloc arena.
+    probe: ArenaProbe,
 }
 
 // SAFETY: `cursor` points only into nodes this value owns (see its invariant), so moving the
@@ -66,6 +68,7 @@ impl ListWorkload {
                 grain: 1,
             },
             cursor: None,
+            probe: ArenaProbe::default(),
         }
     }
 
@@ -81,12 +84,45 @@ impl ListWorkload {
     }
 }
 
+impl ListWorkload {
+    /// Frees up to `bytes` of payload, newest first, cutting the newest item rather than
+    /// freeing more (see [`Workload::shrink`]).
+    fn shrink_newest(&mut self, bytes: u64) -> u64 {
+        self.cursor = None;
+        let mut freed = 0u64;
+        while freed < bytes {
+            let Some(node) = self.head.as_mut() else {
+                break;
+            };
+            let left = usize::try_from(bytes - freed).unwrap_or(usize::MAX);
+            let len = node.payload.len();
+            if len > left {
+                // Cut the newest payload rather than free more than asked.
+                if self.arena.shrink_last(&mut node.payload, len - left) {
+                    freed += left as u64;
+                }
+                break;
+            }
+            let Some(mut node) = self.head.take() else {
+                break;
+            };
+            self.head = node.next.take();
+            self.len -= 1;
+            freed += len as u64;
+            // The head is the newest node, and its payload the newest carve.
+            let _ = self.arena.release_last(node.payload);
+        }
+        freed
+    }
+}
+
 impl Workload for ListWorkload {
     fn kind(&self) -> WorkloadKind {
         WorkloadKind::List
     }
 
     fn grow(&mut self, budget: usize, stop: &dyn Fn() -> bool) -> Result<u64, WorkloadError> {
+        self.probe.arm();
         let Self {
             head,
             len,
@@ -116,34 +152,7 @@ impl Workload for ListWorkload {
     }
 
     fn shrink(&mut self, bytes: u64) -> u64 {
-        self.cursor = None;
-        let mut freed = 0u64;
-        while freed < bytes {
-            let Some(node) = self.head.as_mut() else {
-                break;
-            };
-            let left = usize::try_from(bytes - freed).unwrap_or(usize::MAX);
-            let len = node.payload.len();
-            if len > left {
-                // Cut the newest payload rather than free more than asked.
-                if self.arena.shrink_last(&mut node.payload, len - left) {
-                    freed += left as u64;
-                }
-                break;
-            }
-            let Some(mut node) = self.head.take() else {
-                break;
-            };
-            self.head = node.next.take();
-            self.len -= 1;
-            freed += len as u64;
-            // The head is the newest node, and its payload the newest carve.
-            let _ = self.arena.release_last(node.payload);
-        }
-        if freed > 0 {
-            procmem::trim_heap();
-        }
-        freed
+        heap::freeing(|| self.shrink_newest(bytes))
     }
 
     fn hold_step(&mut self, ops: u64) -> HoldStep {
@@ -184,8 +193,7 @@ impl Workload for ListWorkload {
 
     fn release(self: Box<Self>) -> (u64, u64) {
         let out = (self.arena.used_bytes() as u64, self.len);
-        drop(self);
-        procmem::trim_heap();
+        heap::freeing(move || drop(self));
         out
     }
 }

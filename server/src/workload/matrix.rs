@@ -13,10 +13,10 @@
 
 use super::arena::{Payload, PayloadArena};
 use super::fill::{self, Shape};
+use super::heap::{self, ArenaProbe};
 use super::{
     Counters, HoldStep, HugePages, Rng, Workload, WorkloadConfig, WorkloadError, WorkloadKind,
 };
-use crate::procmem;
 
 /// Largest block side (128 × 128 f64 = 128 KiB).
 pub(crate) const MAX_SIDE: usize = 128;
@@ -30,6 +30,8 @@ pub(crate) struct MatrixWorkload {
     /// C of the products: outside the arena, allocated by the first grow so the build counts it.
     scratch: Vec<f64>,
     rng: Rng,
+    /// Freed last, so the release trims the building thread's malloc arena.
+    probe: ArenaProbe,
 }
 
 /// The block side for a payload size (see the module doc).
@@ -53,6 +55,7 @@ impl MatrixWorkload {
             side: side_for(config.payload_bytes),
             scratch: Vec::new(),
             rng,
+            probe: ArenaProbe::default(),
         }
     }
 
@@ -88,12 +91,45 @@ impl MatrixWorkload {
     }
 }
 
+impl MatrixWorkload {
+    /// Frees up to `bytes` of payload, newest first, cutting the newest item rather than
+    /// freeing more (see [`Workload::shrink`]).
+    fn shrink_newest(&mut self, bytes: u64) -> u64 {
+        let mut freed = 0u64;
+        while freed < bytes {
+            let Some(last) = self.blocks.last_mut() else {
+                break;
+            };
+            let left = usize::try_from(bytes - freed).unwrap_or(usize::MAX);
+            let len = last.len();
+            if len > left {
+                // Cut the newest block rather than free more than asked; the cut keeps a
+                // multiple of 8 bytes (whole f64), so it frees at most `left`.
+                let new_len = (len - left).div_ceil(8) * 8;
+                if new_len < len && self.arena.shrink_last(last, new_len) {
+                    freed += (len - new_len) as u64;
+                }
+                break;
+            }
+            let Some(p) = self.blocks.pop() else { break };
+            freed += len as u64;
+            let _ = self.arena.release_last(p);
+        }
+        if freed > 0 && self.blocks.capacity() > 2 * self.blocks.len() + 1024 {
+            self.blocks
+                .shrink_to(self.blocks.len() + self.blocks.len() / 4);
+        }
+        freed
+    }
+}
+
 impl Workload for MatrixWorkload {
     fn kind(&self) -> WorkloadKind {
         WorkloadKind::Matrix
     }
 
     fn grow(&mut self, budget: usize, stop: &dyn Fn() -> bool) -> Result<u64, WorkloadError> {
+        self.probe.arm();
         let n = self.side * self.side;
         if self.scratch.len() < n {
             self.scratch
@@ -126,34 +162,7 @@ impl Workload for MatrixWorkload {
     }
 
     fn shrink(&mut self, bytes: u64) -> u64 {
-        let mut freed = 0u64;
-        while freed < bytes {
-            let Some(last) = self.blocks.last_mut() else {
-                break;
-            };
-            let left = usize::try_from(bytes - freed).unwrap_or(usize::MAX);
-            let len = last.len();
-            if len > left {
-                // Cut the newest block rather than free more than asked; the cut keeps a
-                // multiple of 8 bytes (whole f64), so it frees at most `left`.
-                let new_len = (len - left).div_ceil(8) * 8;
-                if new_len < len && self.arena.shrink_last(last, new_len) {
-                    freed += (len - new_len) as u64;
-                }
-                break;
-            }
-            let Some(p) = self.blocks.pop() else { break };
-            freed += len as u64;
-            let _ = self.arena.release_last(p);
-        }
-        if freed > 0 {
-            if self.blocks.capacity() > 2 * self.blocks.len() + 1024 {
-                self.blocks
-                    .shrink_to(self.blocks.len() + self.blocks.len() / 4);
-            }
-            procmem::trim_heap();
-        }
-        freed
+        heap::freeing(|| self.shrink_newest(bytes))
     }
 
     fn hold_step(&mut self, ops: u64) -> HoldStep {
@@ -192,8 +201,7 @@ impl Workload for MatrixWorkload {
 
     fn release(self: Box<Self>) -> (u64, u64) {
         let out = (self.arena.used_bytes() as u64, self.blocks.len() as u64);
-        drop(self);
-        procmem::trim_heap();
+        heap::freeing(move || drop(self));
         out
     }
 }

@@ -9,6 +9,7 @@
 mod arena;
 mod fill;
 mod hash;
+mod heap;
 mod list;
 mod matrix;
 #[cfg(test)]

@@ -3,11 +3,11 @@
 
 use super::arena::{Payload, PayloadArena};
 use super::fill::{self, Shape};
+use super::heap::{self, ArenaProbe};
 use super::tree::Tree;
 use super::{
     Counters, HoldStep, HugePages, Rng, Workload, WorkloadConfig, WorkloadError, WorkloadKind,
 };
-use crate::procmem;
 
 /// Tree + arena + keys in insertion order (so shrinking gives back the newest nodes first, and
 /// their slab space with them).
@@ -18,6 +18,8 @@ pub(crate) struct TreeWorkload {
     keys: Vec<u64>,
     shape: Shape,
     rng: Rng,
+    /// Freed last, so the release trims the building thread's malloc arena.
+    probe: ArenaProbe,
 }
 
 impl TreeWorkload {
@@ -31,6 +33,7 @@ impl TreeWorkload {
                 grain: 1,
             },
             rng,
+            probe: ArenaProbe::default(),
         }
     }
 }
@@ -63,25 +66,10 @@ fn insert_new(
     }
 }
 
-impl Workload for TreeWorkload {
-    fn kind(&self) -> WorkloadKind {
-        WorkloadKind::Tree
-    }
-
-    fn grow(&mut self, budget: usize, stop: &dyn Fn() -> bool) -> Result<u64, WorkloadError> {
-        let Self {
-            tree,
-            arena,
-            keys,
-            shape,
-            rng,
-        } = self;
-        fill::fill(arena, budget, *shape, stop, &mut |arena, p| {
-            insert_new(tree, keys, rng, arena, p)
-        })
-    }
-
-    fn shrink(&mut self, bytes: u64) -> u64 {
+impl TreeWorkload {
+    /// Frees up to `bytes` of payload, newest first, cutting the newest item rather than
+    /// freeing more (see [`Workload::shrink`]).
+    fn shrink_newest(&mut self, bytes: u64) -> u64 {
         let mut freed = 0u64;
         while freed < bytes {
             let Some(&key) = self.keys.last() else { break };
@@ -103,10 +91,36 @@ impl Workload for TreeWorkload {
                 let _ = self.arena.release_last(p);
             }
         }
-        if freed > 0 {
-            procmem::trim_heap();
+        // The key list's spare capacity is bookkeeping memory too.
+        if self.keys.capacity() > 2 * self.keys.len() + 1024 {
+            self.keys.shrink_to(self.keys.len() + self.keys.len() / 4);
         }
         freed
+    }
+}
+
+impl Workload for TreeWorkload {
+    fn kind(&self) -> WorkloadKind {
+        WorkloadKind::Tree
+    }
+
+    fn grow(&mut self, budget: usize, stop: &dyn Fn() -> bool) -> Result<u64, WorkloadError> {
+        self.probe.arm();
+        let Self {
+            tree,
+            arena,
+            keys,
+            shape,
+            rng,
+            ..
+        } = self;
+        fill::fill(arena, budget, *shape, stop, &mut |arena, p| {
+            insert_new(tree, keys, rng, arena, p)
+        })
+    }
+
+    fn shrink(&mut self, bytes: u64) -> u64 {
+        heap::freeing(|| self.shrink_newest(bytes))
     }
 
     fn hold_step(&mut self, ops: u64) -> HoldStep {
@@ -152,8 +166,7 @@ impl Workload for TreeWorkload {
 
     fn release(self: Box<Self>) -> (u64, u64) {
         let out = (self.arena.used_bytes() as u64, self.tree.len());
-        drop(self);
-        procmem::trim_heap();
+        heap::freeing(move || drop(self));
         out
     }
 }
