@@ -68,14 +68,9 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
-/// A search rate rounded to a whole number with thousands separators ("1,000 searches/s").
-pub fn search_rate(v: f64) -> String {
-    let rounded = if v.is_finite() && v > 0.0 {
-        v.round() as u64
-    } else {
-        0
-    };
-    format!("{} searches/s", thousands(rounded))
+/// A count with its unit: "1,000 lookups".
+pub fn count_of(n: u64, unit: &str) -> String {
+    format!("{} {unit}", thousands(n))
 }
 
 /// A duration as a person would say it: "850 ms" below a second, "5s" / "12.5s" below a
@@ -159,10 +154,8 @@ mod tests {
         assert_eq!(thousands(1000), "1,000");
         assert_eq!(thousands(1_234_567), "1,234,567");
         assert_eq!(thousands(u64::MAX), "18,446,744,073,709,551,615");
-        assert_eq!(search_rate(1000.0), "1,000 searches/s");
-        assert_eq!(search_rate(999.6), "1,000 searches/s");
-        assert_eq!(search_rate(0.0), "0 searches/s");
-        assert_eq!(search_rate(f64::NAN), "0 searches/s");
+        assert_eq!(count_of(1000, "lookups"), "1,000 lookups");
+        assert_eq!(count_of(0, "searches"), "0 searches");
         assert_eq!(percent(25.0), "25%");
         assert_eq!(percent(12.5), "12.5%");
     }

@@ -276,11 +276,11 @@ async fn follow_prints_only_the_run_and_ends_on_completion() {
     assert!(!r.stdout.contains("freed old tree"), "{}", r.stdout);
     assert!(
         r.stdout
-            .contains("STRESS_TEST_START     RSS   100.0 MiB  WS       -      new run starts")
+            .contains("START    RSS  100.0 MiB             new run starts")
     );
     assert!(
         r.stdout
-            .contains("STRESS_TEST_COMPLETE  RSS   100.0 MiB  WS       -      run complete")
+            .contains("COMPLETE RSS  100.0 MiB             run complete")
     );
     assert!(!r.stdout.contains("after the end"), "{}", r.stdout);
 

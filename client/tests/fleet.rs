@@ -227,7 +227,7 @@ async fn repeated_addr_fans_out_and_adds_up_exit_codes() {
         assert!(
             r.stdout
                 .lines()
-                .any(|l| l.starts_with(name) && l.contains("STRESS_TEST_START")),
+                .any(|l| l.starts_with(name) && l.contains(" START ")),
             "{name} in\n{}",
             r.stdout
         );
@@ -422,7 +422,7 @@ async fn dns_name_resolves_to_every_endpoint_and_follow_survives_a_restart() {
         .unwrap();
     let lines = collect_lines(follower.stdout.take().unwrap());
     wait_line(&lines, "fleet-b's run start", |l| {
-        l.starts_with("fleet-b") && l.contains("STRESS_TEST_START")
+        l.starts_with("fleet-b") && l.contains(" START ")
     });
     wait_line(&lines, "fleet-a's entries", |l| l.starts_with("fleet-a "));
     wait_line(&lines, "the third's entries", |l| {
@@ -466,7 +466,7 @@ async fn dns_name_resolves_to_every_endpoint_and_follow_survives_a_restart() {
         let restart_at = all.iter().position(|l| l.contains("restarted")).unwrap();
         if all[restart_at..]
             .iter()
-            .any(|l| l.starts_with("fleet-b") && l.contains("STRESS_TEST_START"))
+            .any(|l| l.starts_with("fleet-b") && l.contains(" START "))
         {
             break;
         }

@@ -225,12 +225,12 @@ fn top_in_tmux_shows_numbers_chart_and_log_and_q_restores_the_shell() {
             && s.contains("target 128.0 MiB")
             && s.contains("limit 256.0 MiB")
             && s.contains("RSS 12")
-            && s.contains("SEARCH_TREE_START")
+            && s.contains(" HOLD ")
             && braille(s) > 40
     };
     let screen = tmux.wait_for("the hold with numbers, chart and log", wanted);
     assert!(screen.contains("stressctl top  1 endpoint"), "{screen}");
-    assert!(screen.contains("STRESS_TEST_START"), "log tail:\n{screen}");
+    assert!(screen.contains(" START "), "log tail:\n{screen}");
     assert!(screen.contains("searches/s"), "activity rate:\n{screen}");
     assert_eq!(
         tmux.pane_flag("alternate_on"),

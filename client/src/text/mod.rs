@@ -76,6 +76,25 @@ pub fn activity_of(v: i32) -> &'static str {
     }
 }
 
+/// What a workload's items are called, singular and plural: tree and list "node(s)", hash
+/// "entry"/"entries", matrix "block(s)".
+pub fn items_of(v: i32) -> (&'static str, &'static str) {
+    match Workload::try_from(v) {
+        Ok(Workload::Hash) => ("entry", "entries"),
+        Ok(Workload::Matrix) => ("block", "blocks"),
+        _ => ("node", "nodes"),
+    }
+}
+
+/// What `search_rate` paces for a workload: its hold operation per second. (MATRIX counts
+/// multiply-adds but paces whole block products.)
+pub fn rate_unit_of(v: i32) -> &'static str {
+    match Workload::try_from(v) {
+        Ok(Workload::Matrix) => "block products",
+        _ => activity_of(v),
+    }
+}
+
 /// Where a memory basis came from, in words.
 pub fn basis_source(v: i32) -> String {
     match BasisSource::try_from(v) {
@@ -151,7 +170,7 @@ fn parameters(out: &mut String, indent: usize, p: &RunParameters) {
         out,
         indent,
         "payload",
-        format!("{} KiB per node", p.payload_size_kb),
+        format!("{} KiB per {}", p.payload_size_kb, items_of(p.workload).0),
     );
     let ramp = if p.ramp_mb_per_second > 0.0 {
         human::mib_rate(p.ramp_mb_per_second)
@@ -160,7 +179,10 @@ fn parameters(out: &mut String, indent: usize, p: &RunParameters) {
     };
     line(out, indent, "ramp", ramp);
     let rate = if p.search_rate > 0 {
-        human::search_rate(p.search_rate as f64)
+        format!(
+            "{}/s",
+            human::count_of(p.search_rate, rate_unit_of(p.workload))
+        )
     } else {
         "unthrottled".to_owned()
     };
@@ -292,23 +314,23 @@ pub fn clear(r: &ClearResponse) -> String {
 }
 
 /// Columns of a log line before its message: time, operation, RSS and working set.
-pub const LOG_PREFIX_WIDTH: usize = 65;
+pub const LOG_PREFIX_WIDTH: usize = 45;
 
-/// One log entry on one line of about 100 columns, fields aligned and labelled, sizes in MiB:
-/// `06:05:01  SEARCH_TREE_PROGRESS  RSS  1024.3 MiB  WS  1100.0 MiB  message` (time of day
-/// UTC; `WS       -    ` when the working set is unknown; a LOG_ENTRIES_MISSED entry ends with
-/// the number missed).
+/// One log entry as one aligned line that fits about 100 columns: time of day, a short label
+/// for the operation, the RSS and container working set in MiB, then the message:
+/// `06:05:01 HOLDING  RSS 1024.3  WS 1100.0 MiB  5000 searches, 1000/s; 115 s left`.
+/// (`--output json` keeps the proto's operation names.)
 pub fn log_entry(e: &LogEntry) -> String {
     let stamp = memstress_proto::time::format_unix_ms(e.timestamp_unix_ms);
     // "YYYY-MM-DDTHH:MM:SS.mmmZ": the time of day is characters 11..19.
     let time = stamp.get(11..19).unwrap_or(&stamp);
-    let ws = e
-        .working_set_mb
-        .map_or_else(|| format!("{:>7}    ", "-"), |ws| format!("{ws:>7.1} MiB"));
+    let memory = match e.working_set_mb {
+        Some(ws) => format!("RSS {:>6.1}  WS {ws:>6.1} MiB", e.memory_mb),
+        None => format!("RSS {:>6.1} MiB", e.memory_mb),
+    };
     let mut out = format!(
-        "{time}  {:<20}  RSS {:>7.1} MiB  WS {ws}  {}",
-        operation_name(e.operation),
-        e.memory_mb,
+        "{time} {:<8} {memory:<25}  {}",
+        operation_label(e.operation),
         e.message
     );
     if e.operation == Operation::LogEntriesMissed as i32 {
@@ -318,6 +340,30 @@ pub fn log_entry(e: &LogEntry) -> String {
     out.truncate(trimmed);
     out.push('\n');
     out
+}
+
+/// The short label of an operation in text log lines (at most 8 characters, so the fields
+/// after it line up): START, BUILD, BUILDING, REACHED, HOLD, HOLDING, HELD, COMPLETE, STOPPED,
+/// ERROR, CLEARED, MISSED, NOTICE, PHASE.
+pub fn operation_label(v: i32) -> String {
+    let label = match Operation::try_from(v) {
+        Ok(Operation::StressTestStart) => "START",
+        Ok(Operation::BuildTreeStart) => "BUILD",
+        Ok(Operation::BuildTreeTarget) => "BUILDING",
+        Ok(Operation::BuildTreeComplete) => "REACHED",
+        Ok(Operation::SearchTreeStart) => "HOLD",
+        Ok(Operation::SearchTreeProgress) => "HOLDING",
+        Ok(Operation::SearchTreeComplete) => "HELD",
+        Ok(Operation::StressTestComplete) => "COMPLETE",
+        Ok(Operation::StressTestStopped) => "STOPPED",
+        Ok(Operation::StressTestError) => "ERROR",
+        Ok(Operation::MemoryCleared) => "CLEARED",
+        Ok(Operation::LogEntriesMissed) => "MISSED",
+        Ok(Operation::Notice) => "NOTICE",
+        Ok(Operation::PhaseStart) => "PHASE",
+        Ok(Operation::Unspecified) | Err(_) => return operation_name(v),
+    };
+    label.to_owned()
 }
 
 /// The result of `health`: one `STATUS  service` line per checked service.

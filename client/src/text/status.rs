@@ -165,7 +165,8 @@ pub fn status(s: &StatusResponse) -> String {
     if has_run {
         run_head(&mut out, s);
     }
-    line(&mut out, 0, "nodes", human::thousands(s.nodes));
+    let items = super::items_of(s.parameters.as_ref().map_or(s.workload, |p| p.workload)).1;
+    line(&mut out, 0, items, human::thousands(s.nodes));
     line(&mut out, 0, "payload held", human::bytes(s.payload_bytes));
     line(
         &mut out,

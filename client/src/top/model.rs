@@ -3,7 +3,7 @@
 //! tail. Pure: time comes in as an argument, so tests drive it without a clock.
 
 use super::Sample;
-use memstress_proto::v1::{LogEntry, Operation, StatusResponse};
+use memstress_proto::v1::{LogEntry, StatusResponse};
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -211,13 +211,11 @@ fn push_log(logs: &mut VecDeque<LogLine>, line: LogLine) {
     logs.push_back(line);
 }
 
-/// A log entry in a line short enough for a terminal: "15:47:14 BUILD_TREE_TARGET message".
+/// A log entry in a line short enough for a terminal: "15:47:14 BUILDING message", with the
+/// operation's short label as in `stressctl logs`.
 fn log_text(e: &LogEntry) -> String {
     let secs = e.timestamp_unix_ms.rem_euclid(86_400_000) / 1000;
-    let op = Operation::try_from(e.operation).map_or_else(
-        |_| format!("OPERATION({})", e.operation),
-        |o| o.as_str_name().to_owned(),
-    );
+    let op = crate::text::operation_label(e.operation);
     format!(
         "{:02}:{:02}:{:02} {op} {}",
         secs / 3600,
@@ -231,7 +229,7 @@ fn log_text(e: &LogEntry) -> String {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use memstress_proto::v1::{ContainerMemory, Instance};
+    use memstress_proto::v1::{ContainerMemory, Instance, Operation};
 
     const MIB: u64 = 1 << 20;
 
