@@ -42,7 +42,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Error type of the benchmark: anything printable.
-pub type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+pub(crate) type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 /// Benchmark of stressd (see BENCHMARKS.md).
 #[derive(Debug, Parser)]
@@ -67,24 +67,24 @@ struct Args {
 }
 
 /// State shared by the scenarios.
-pub struct Ctx {
+pub(crate) struct Ctx {
     /// The stressd binary.
-    pub stressd: PathBuf,
+    pub(crate) stressd: PathBuf,
     /// `--quick`.
-    pub quick: bool,
+    pub(crate) quick: bool,
     /// The long-lived stressd most rows use (history on: `--state-dir` in a temporary
     /// directory).
-    pub d: Daemon,
+    pub(crate) d: Daemon,
     /// Its RSS right after start-up, before any run.
-    pub idle_rss: u64,
+    pub(crate) idle_rss: u64,
     /// Its memory-map count at that moment.
-    pub idle_maps: usize,
+    pub(crate) idle_maps: usize,
     /// (MiB, median seconds) of the largest fill measured, for timing random Stops.
-    pub build_secs: Option<(u64, f64)>,
+    pub(crate) build_secs: Option<(u64, f64)>,
 }
 
 /// Progress line on stderr (the table goes to stdout).
-pub fn progress(msg: &str) {
+pub(crate) fn progress(msg: &str) {
     eprintln!("  {msg}");
 }
 

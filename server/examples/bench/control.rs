@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 const STOP_GROWTH_TOLERANCE_MIB: f64 = 1.0;
 
 /// Row 5: Stop at random moments of a build.
-pub async fn stop(ctx: &mut Ctx) -> Res<Vec<Row>> {
+pub(crate) async fn stop(ctx: &mut Ctx) -> Res<Vec<Row>> {
     let mb: u64 = if ctx.quick { 1024 } else { 4096 };
     let n = if ctx.quick { 5 } else { 20 };
     // Build time of this size, measured by the fill rows (or a conservative guess).
@@ -194,7 +194,7 @@ fn status_client(url: String, flags: Flags, record_all: bool) -> Res<Vec<f64>> {
 }
 
 /// Row 6: Status latency from 4 concurrent clients every 10 ms during full-speed builds.
-pub async fn status_latency(ctx: &mut Ctx) -> Res<Vec<Row>> {
+pub(crate) async fn status_latency(ctx: &mut Ctx) -> Res<Vec<Row>> {
     const CLIENTS: usize = 4;
     let mb: u64 = if ctx.quick { 1024 } else { 4096 };
     let want = if ctx.quick { 300 } else { 1000 };

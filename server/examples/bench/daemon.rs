@@ -12,17 +12,17 @@ use std::time::{Duration, Instant};
 use tonic::transport::{Channel, Endpoint};
 
 /// One MiB.
-pub const MIB: u64 = 1 << 20;
+pub(crate) const MIB: u64 = 1 << 20;
 
 /// The gRPC client type used throughout.
-pub type Client = StressServiceClient<Channel>;
+pub(crate) type Client = StressServiceClient<Channel>;
 
 /// Upper bound on any single control RPC (Clear of a multi-GiB tree included).
 const RPC_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Finds the release `stressd` next to this example: `target/release/examples/bench` ->
 /// `target/release/stressd`.
-pub fn locate_stressd() -> Res<PathBuf> {
+pub(crate) fn locate_stressd() -> Res<PathBuf> {
     let exe = std::env::current_exe()?;
     let examples = exe
         .parent()
@@ -48,7 +48,7 @@ pub fn locate_stressd() -> Res<PathBuf> {
 
 /// Warns when the server sources are newer than the `stressd` binary (a stale build would
 /// benchmark old code).
-pub fn staleness_warning(stressd: &Path) -> Option<String> {
+pub(crate) fn staleness_warning(stressd: &Path) -> Option<String> {
     let bin_time = std::fs::metadata(stressd).ok()?.modified().ok()?;
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let newest = std::fs::read_dir(&src)
@@ -75,19 +75,19 @@ impl Drop for ChildGuard {
 }
 
 /// A stressd that was spawned but may not be ready yet.
-pub struct Launched {
+pub(crate) struct Launched {
     child: ChildGuard,
     state_dir: Option<tempfile::TempDir>,
     /// Process id.
-    pub pid: u32,
+    pub(crate) pid: u32,
     /// When `Command::spawn` was called (spawn returns once exec succeeded).
-    pub spawned_at: Instant,
+    pub(crate) spawned_at: Instant,
     listening: mpsc::Receiver<String>,
 }
 
 /// Whether stressd keeps its run history on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum History {
+pub(crate) enum History {
     /// `--state-dir` in a fresh temporary directory (how the product is deployed).
     On,
     /// No `--state-dir`: the history is kept in memory only.
@@ -98,13 +98,13 @@ pub enum History {
 /// [`History::On`] its `--state-dir` is a fresh temporary directory, removed after the process
 /// is gone. Its stdout is drained by a thread for the life of the process so a full pipe never
 /// blocks it.
-pub fn launch(stressd: &Path, grpc_addr: &str, history: History) -> Res<Launched> {
+pub(crate) fn launch(stressd: &Path, grpc_addr: &str, history: History) -> Res<Launched> {
     launch_limited(stressd, grpc_addr, history, None)
 }
 
 /// [`launch`] with `--memory-limit` (the basis when no cgroup limit applies, as here), so the
 /// checkpoint step — 1 % of the limit — is what it would be in a pod with that limit.
-pub fn launch_limited(
+pub(crate) fn launch_limited(
     stressd: &Path,
     grpc_addr: &str,
     history: History,
@@ -166,7 +166,7 @@ pub fn launch_limited(
 
 impl Launched {
     /// Waits for the listening line, then connects the gRPC client.
-    pub async fn ready(self) -> Res<Daemon> {
+    pub(crate) async fn ready(self) -> Res<Daemon> {
         let rx = self.listening;
         let line = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(20)))
             .await?
@@ -192,23 +192,23 @@ impl Launched {
 }
 
 /// A running, connected stressd.
-pub struct Daemon {
+pub(crate) struct Daemon {
     // Declared before `state_dir`: the process is killed before its directory is removed.
     _child: ChildGuard,
     /// Its `--state-dir` (None: history in memory only).
-    pub state_dir: Option<tempfile::TempDir>,
+    pub(crate) state_dir: Option<tempfile::TempDir>,
     /// Process id.
-    pub pid: u32,
+    pub(crate) pid: u32,
     /// `http://127.0.0.1:PORT` of its gRPC server.
-    pub url: String,
+    pub(crate) url: String,
     /// `127.0.0.1:PORT` of its HTTP port (`/health`, `/metrics`).
-    pub http: String,
+    pub(crate) http: String,
     /// Shared client (one HTTP/2 connection).
-    pub client: Client,
+    pub(crate) client: Client,
 }
 
 /// Opens a new connection (its own HTTP/2 connection) to `url`.
-pub async fn connect(url: &str) -> Res<Client> {
+pub(crate) async fn connect(url: &str) -> Res<Client> {
     let channel = Endpoint::from_shared(url.to_string())?
         .connect_timeout(Duration::from_secs(5))
         .tcp_nodelay(true)
@@ -219,13 +219,13 @@ pub async fn connect(url: &str) -> Res<Client> {
 
 /// Spawns stressd on ephemeral ports with its history on (`--state-dir` in a fresh temporary
 /// directory, as deployed) and waits until it is connected.
-pub async fn spawn(stressd: &Path) -> Res<Daemon> {
+pub(crate) async fn spawn(stressd: &Path) -> Res<Daemon> {
     spawn_with(stressd, History::On, None).await
 }
 
 /// Spawns stressd on ephemeral ports, with or without `--state-dir`, and waits until it is
 /// connected.
-pub async fn spawn_with(
+pub(crate) async fn spawn_with(
     stressd: &Path,
     history: History,
     memory_limit: Option<&str>,
@@ -237,7 +237,7 @@ pub async fn spawn_with(
 
 /// Asks Status where `d` keeps its run history and fails unless it is where `want` says
 /// (with `--state-dir`, stressd falls back to memory-only history when the directory fails).
-pub async fn check_history(d: &mut Daemon, want: History) -> Res<pb::HistoryStatus> {
+pub(crate) async fn check_history(d: &mut Daemon, want: History) -> Res<pb::HistoryStatus> {
     let h = status(&mut d.client).await?.history.unwrap_or_default();
     let mode = pb::HistoryMode::try_from(h.mode).unwrap_or(pb::HistoryMode::Unspecified);
     let expected = match want {
@@ -256,7 +256,7 @@ pub async fn check_history(d: &mut Daemon, want: History) -> Res<pb::HistoryStat
 
 /// Filesystem type of the mount holding `path` (longest mount-point prefix in
 /// `/proc/self/mountinfo`), e.g. "ext4" or "tmpfs".
-pub fn fs_type_of(path: &Path) -> Option<String> {
+pub(crate) fn fs_type_of(path: &Path) -> Option<String> {
     let path = path.canonicalize().ok()?;
     let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
     info.lines()
@@ -274,7 +274,7 @@ pub fn fs_type_of(path: &Path) -> Option<String> {
 
 /// Total size of the regular files directly in `dir`, bytes (the history database and its
 /// journal).
-pub fn dir_bytes(dir: &Path) -> u64 {
+pub(crate) fn dir_bytes(dir: &Path) -> u64 {
     std::fs::read_dir(dir).map_or(0, |entries| {
         entries
             .filter_map(|e| e.ok()?.metadata().ok())
@@ -291,7 +291,7 @@ fn page_size() -> u64 {
 }
 
 /// RSS of `pid` in bytes from `/proc/<pid>/statm` (resident pages × page size).
-pub fn rss_of(pid: u32) -> Res<u64> {
+pub(crate) fn rss_of(pid: u32) -> Res<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/statm"))?;
     let pages: u64 = text
         .split_ascii_whitespace()
@@ -303,14 +303,14 @@ pub fn rss_of(pid: u32) -> Res<u64> {
 
 /// RSS reader that keeps the path formatted (for tight polling loops).
 #[derive(Debug, Clone)]
-pub struct RssReader {
+pub(crate) struct RssReader {
     path: String,
     page: u64,
 }
 
 impl RssReader {
     /// Reader for `pid`.
-    pub fn new(pid: u32) -> Self {
+    pub(crate) fn new(pid: u32) -> Self {
         Self {
             path: format!("/proc/{pid}/statm"),
             page: page_size(),
@@ -318,7 +318,7 @@ impl RssReader {
     }
 
     /// RSS in bytes, None if the process is gone.
-    pub fn read(&self) -> Option<u64> {
+    pub(crate) fn read(&self) -> Option<u64> {
         use std::io::Read;
         let mut buf = [0u8; 128];
         let n = std::fs::File::open(&self.path).ok()?.read(&mut buf).ok()?;
@@ -329,14 +329,14 @@ impl RssReader {
 }
 
 /// Number of memory mappings (lines of `/proc/<pid>/maps`).
-pub fn maps_of(pid: u32) -> Res<usize> {
+pub(crate) fn maps_of(pid: u32) -> Res<usize> {
     Ok(std::fs::read_to_string(format!("/proc/{pid}/maps"))?
         .lines()
         .count())
 }
 
 /// `AnonHugePages` of `pid` from `/proc/<pid>/smaps_rollup`, bytes.
-pub fn anon_huge_of(pid: u32) -> Res<u64> {
+pub(crate) fn anon_huge_of(pid: u32) -> Res<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))?;
     let kb: u64 = text
         .lines()
@@ -348,7 +348,7 @@ pub fn anon_huge_of(pid: u32) -> Res<u64> {
 }
 
 /// User + system CPU seconds of `pid` from `/proc/<pid>/stat`.
-pub fn cpu_seconds_of(pid: u32) -> Res<f64> {
+pub(crate) fn cpu_seconds_of(pid: u32) -> Res<f64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
     let rest = text
@@ -365,7 +365,7 @@ pub fn cpu_seconds_of(pid: u32) -> Res<f64> {
 
 /// A Start for `memory_mb` MiB held until stopped, with `payload_kb` payloads; other fields
 /// default.
-pub fn start_request(memory_mb: u64, payload_kb: u32) -> pb::StartRequest {
+pub(crate) fn start_request(memory_mb: u64, payload_kb: u32) -> pb::StartRequest {
     pb::StartRequest {
         target: Some(pb::start_request::Target::MemoryMb(memory_mb)),
         duration_seconds: Some(0),
@@ -375,7 +375,7 @@ pub fn start_request(memory_mb: u64, payload_kb: u32) -> pb::StartRequest {
 }
 
 /// State of a Status response.
-pub fn state_of(s: &pb::StatusResponse) -> pb::State {
+pub(crate) fn state_of(s: &pb::StatusResponse) -> pb::State {
     pb::State::try_from(s.state).unwrap_or(pb::State::Unspecified)
 }
 
@@ -391,27 +391,27 @@ async fn within<T>(
 }
 
 /// Start RPC.
-pub async fn start(c: &mut Client, req: pb::StartRequest) -> Res<pb::StartResponse> {
+pub(crate) async fn start(c: &mut Client, req: pb::StartRequest) -> Res<pb::StartResponse> {
     within("Start", c.start(req)).await
 }
 
 /// Stop RPC.
-pub async fn stop(c: &mut Client) -> Res<pb::StopResponse> {
+pub(crate) async fn stop(c: &mut Client) -> Res<pb::StopResponse> {
     within("Stop", c.stop(pb::StopRequest {})).await
 }
 
 /// Clear RPC.
-pub async fn clear(c: &mut Client) -> Res<pb::ClearResponse> {
+pub(crate) async fn clear(c: &mut Client) -> Res<pb::ClearResponse> {
     within("Clear", c.clear(pb::ClearRequest {})).await
 }
 
 /// Status RPC.
-pub async fn status(c: &mut Client) -> Res<pb::StatusResponse> {
+pub(crate) async fn status(c: &mut Client) -> Res<pb::StatusResponse> {
     within("Status", c.status(pb::StatusRequest {})).await
 }
 
 /// Log entries stressd still keeps: (count, total message bytes), via WatchLogs(follow=false).
-pub async fn kept_logs(c: &mut Client) -> Res<(u64, u64)> {
+pub(crate) async fn kept_logs(c: &mut Client) -> Res<(u64, u64)> {
     let mut stream = within(
         "WatchLogs",
         c.watch_logs(pb::WatchLogsRequest {
@@ -432,7 +432,7 @@ pub async fn kept_logs(c: &mut Client) -> Res<(u64, u64)> {
 }
 
 /// Polls Status every `period` until `pred` holds; fails after `timeout` or if the run failed.
-pub async fn wait_status(
+pub(crate) async fn wait_status(
     c: &mut Client,
     period: Duration,
     timeout: Duration,
@@ -461,7 +461,7 @@ pub async fn wait_status(
 }
 
 /// Waits until the run holds its target (SEARCHING).
-pub async fn wait_searching(c: &mut Client, timeout: Duration) -> Res<pb::StatusResponse> {
+pub(crate) async fn wait_searching(c: &mut Client, timeout: Duration) -> Res<pb::StatusResponse> {
     wait_status(c, Duration::from_millis(5), timeout, "SEARCHING", |s| {
         state_of(s) == pb::State::Searching
     })

@@ -21,41 +21,41 @@ const RELEASE_WITHIN: Duration = Duration::from_secs(1);
 
 /// What one timed build measured.
 #[derive(Debug, Clone)]
-pub struct FillRun {
+pub(crate) struct FillRun {
     /// Target bytes (memory_mb × MiB).
-    pub target: u64,
+    pub(crate) target: u64,
     /// RSS just before Start.
-    pub rss_before: u64,
+    pub(crate) rss_before: u64,
     /// When Start was sent (the clock `own_secs` starts from).
-    pub started: Instant,
+    pub(crate) started: Instant,
     /// Start sent → RSS within a page of the target, from our own 1 ms samples.
-    pub own_secs: f64,
+    pub(crate) own_secs: f64,
     /// Whether RSS reached target − 1 page (false: `own_secs` is the time to the plateau).
-    pub reached: bool,
+    pub(crate) reached: bool,
     /// Status.time_to_target_ms.
-    pub status_ttt_ms: Option<u64>,
+    pub(crate) status_ttt_ms: Option<u64>,
     /// RSS 300 ms after SEARCHING was seen.
-    pub steady_rss: u64,
+    pub(crate) steady_rss: u64,
     /// Lines of /proc/<pid>/maps at steady state.
-    pub maps: usize,
+    pub(crate) maps: usize,
     /// Status.huge_page_bytes at steady state.
-    pub huge_page_bytes: u64,
+    pub(crate) huge_page_bytes: u64,
     /// AnonHugePages from smaps_rollup at steady state.
-    pub anon_huge_bytes: u64,
+    pub(crate) anon_huge_bytes: u64,
     /// Status.nodes.
-    pub nodes: u64,
+    pub(crate) nodes: u64,
     /// Status.fill_rate_mb_per_second (stressd's own average).
-    pub status_fill_rate: f64,
+    pub(crate) status_fill_rate: f64,
 }
 
 impl FillRun {
     /// target / time, MiB/s (the row-2 definition).
-    pub fn rate(&self) -> f64 {
+    pub(crate) fn rate(&self) -> f64 {
         self.target as f64 / MIB as f64 / self.own_secs
     }
 
     /// Per-run details for the JSON.
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         json!({
             "target_mib": self.target / MIB,
             "rss_before_mib": self.rss_before as f64 / MIB as f64,
@@ -76,7 +76,7 @@ impl FillRun {
 
 /// Starts `req` (target `target` bytes) and times it until RSS reaches the target, sampling
 /// RSS every 1 ms from just before Start is sent. Leaves the run holding (SEARCHING).
-pub async fn fill_once(d: &mut Daemon, req: pb::StartRequest, target: u64) -> Res<FillRun> {
+pub(crate) async fn fill_once(d: &mut Daemon, req: pb::StartRequest, target: u64) -> Res<FillRun> {
     let rss_before = rss_of(d.pid)?;
     let sampler = Sampler::start(d.pid, Duration::from_millis(1))?;
     let t0 = Instant::now();
@@ -125,7 +125,7 @@ pub async fn fill_once(d: &mut Daemon, req: pb::StartRequest, target: u64) -> Re
 /// One unmeasured fill of `mb` MiB and its Clear. Row groups that compare variants start with
 /// it, so their first measured fill does not alone pay for memory the hypervisor took back
 /// while the machine was idle (see BENCHMARKS.md, free page reporting).
-pub async fn warm_up(d: &mut Daemon, mb: u64) -> Res<()> {
+pub(crate) async fn warm_up(d: &mut Daemon, mb: u64) -> Res<()> {
     daemon::start(&mut d.client, daemon::start_request(mb, 100)).await?;
     daemon::wait_searching(&mut d.client, Duration::from_secs(120)).await?;
     daemon::clear(&mut d.client).await?;
@@ -134,19 +134,19 @@ pub async fn warm_up(d: &mut Daemon, mb: u64) -> Res<()> {
 
 /// What a Clear and the release after it measured.
 #[derive(Debug, Clone)]
-pub struct Release {
+pub(crate) struct Release {
     /// Clear RPC latency, ms.
-    pub clear_ms: f64,
+    pub(crate) clear_ms: f64,
     /// RSS when it first came within the slack of idle, or at the 1 s deadline.
-    pub rss_after: u64,
+    pub(crate) rss_after: u64,
     /// Time from sending Clear to RSS within the slack (None: not within 1 s).
-    pub within_ms: Option<f64>,
+    pub(crate) within_ms: Option<f64>,
     /// ClearResponse.duration_ms (stressd's own freeing time).
-    pub server_ms: u64,
+    pub(crate) server_ms: u64,
 }
 
 /// Sends Clear and polls RSS every 1 ms until it is within 4 MiB of `idle` or 1 s passed.
-pub async fn clear_and_watch(d: &mut Daemon, idle: u64) -> Res<Release> {
+pub(crate) async fn clear_and_watch(d: &mut Daemon, idle: u64) -> Res<Release> {
     let t0 = Instant::now();
     let resp = daemon::clear(&mut d.client).await?;
     let clear_ms = t0.elapsed().as_secs_f64() * 1e3;
@@ -175,7 +175,7 @@ pub async fn clear_and_watch(d: &mut Daemon, idle: u64) -> Res<Release> {
 
 /// Maps `bytes` of anonymous memory and writes one byte per 4 KiB page: the kernel's
 /// first-touch rate. Returns seconds (mmap + touch; munmap not timed).
-pub fn raw_first_touch(bytes: usize) -> Res<f64> {
+pub(crate) fn raw_first_touch(bytes: usize) -> Res<f64> {
     let t0 = Instant::now();
     // SAFETY: anonymous private mapping; arguments valid by construction.
     let p = unsafe {
@@ -226,7 +226,7 @@ struct PerSize {
 }
 
 /// Rows 1, 2, 4, 9, 12.
-pub async fn run(ctx: &mut Ctx) -> Res<Vec<Row>> {
+pub(crate) async fn run(ctx: &mut Ctx) -> Res<Vec<Row>> {
     let sizes: &[u64] = if ctx.quick { &[1024] } else { &[1024, 4096] };
     let reps = if ctx.quick { 3 } else { 5 };
     let largest = sizes.iter().copied().max().unwrap_or(1024);

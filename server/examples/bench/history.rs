@@ -14,10 +14,10 @@ use crate::{Ctx, Res, progress};
 use serde_json::{Value, json};
 
 /// Bound of the on ÷ off ratio: history costs at most 3 % of the fill rate.
-pub const MIN_RATIO: f64 = 0.97;
+pub(crate) const MIN_RATIO: f64 = 0.97;
 
 /// Rows 13a–13f.
-pub async fn on_off(ctx: &mut Ctx) -> Res<Vec<Row>> {
+pub(crate) async fn on_off(ctx: &mut Ctx) -> Res<Vec<Row>> {
     let sizes: &[(u64, &str)] = if ctx.quick {
         &[(1024, "2Gi")]
     } else {

@@ -16,27 +16,27 @@ const OPENMETRICS_EOF: &str = "# EOF\n";
 
 /// One HTTP response.
 #[derive(Debug)]
-pub struct Response {
+pub(crate) struct Response {
     /// Status code.
-    pub status: u16,
+    pub(crate) status: u16,
     /// `Content-Type` header (empty when absent).
-    pub content_type: String,
+    pub(crate) content_type: String,
     /// The body (de-chunked).
-    pub body: Vec<u8>,
+    pub(crate) body: Vec<u8>,
 }
 
 /// HTTP/1.1 client over one kept-alive TCP connection (`TCP_NODELAY`); reconnects when the
 /// server closed it.
-pub struct HttpClient {
+pub(crate) struct HttpClient {
     addr: String,
     conn: Option<BufReader<TcpStream>>,
     /// Connections opened after the first one.
-    pub reconnects: u64,
+    pub(crate) reconnects: u64,
 }
 
 impl HttpClient {
     /// Connects to `addr` (`host:port`).
-    pub async fn connect(addr: &str) -> Res<Self> {
+    pub(crate) async fn connect(addr: &str) -> Res<Self> {
         let mut c = Self {
             addr: addr.to_string(),
             conn: None,
@@ -53,7 +53,7 @@ impl HttpClient {
     }
 
     /// GET `path`; retried once on a fresh connection if the kept-alive one was closed.
-    pub async fn get(&mut self, path: &str) -> Res<Response> {
+    pub(crate) async fn get(&mut self, path: &str) -> Res<Response> {
         let req = format!(
             "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: keep-alive\r\n\
              Accept: application/openmetrics-text; version=1.0.0, text/plain; q=0.5\r\n\r\n",
@@ -176,7 +176,7 @@ async fn read_chunked(conn: &mut BufReader<TcpStream>) -> Res<Vec<u8>> {
 }
 
 /// GET /metrics and check it is a complete OpenMetrics exposition; returns the body size.
-pub async fn scrape(c: &mut HttpClient) -> Res<usize> {
+pub(crate) async fn scrape(c: &mut HttpClient) -> Res<usize> {
     let r = c.get("/metrics").await?;
     if r.status != 200 {
         let text = String::from_utf8_lossy(&r.body);
@@ -197,33 +197,33 @@ pub async fn scrape(c: &mut HttpClient) -> Res<usize> {
 
 /// One timed scrape.
 #[derive(Debug, Clone, Copy)]
-pub struct ScrapeSample {
+pub(crate) struct ScrapeSample {
     /// When the request was about to be written.
-    pub sent: Instant,
+    pub(crate) sent: Instant,
     /// Request written → whole body read, ms.
-    pub ms: f64,
+    pub(crate) ms: f64,
     /// Body size, bytes.
-    pub bytes: usize,
+    pub(crate) bytes: usize,
 }
 
 impl ScrapeSample {
     /// Whether the scrape was sent and answered inside `[from, to]`.
-    pub fn within(&self, from: Instant, to: Instant) -> bool {
+    pub(crate) fn within(&self, from: Instant, to: Instant) -> bool {
         self.sent >= from && self.sent + Duration::from_secs_f64(self.ms / 1e3) <= to
     }
 }
 
 /// What a scraper saw.
 #[derive(Debug, Default)]
-pub struct ScrapeLog {
+pub(crate) struct ScrapeLog {
     /// Every timed scrape (the warm-up scrape excluded).
-    pub samples: Vec<ScrapeSample>,
+    pub(crate) samples: Vec<ScrapeSample>,
     /// Connections reopened because the server closed the kept-alive one.
-    pub reconnects: u64,
+    pub(crate) reconnects: u64,
 }
 
 /// Scrapes `/metrics` every `period` on its own thread, runtime and connection.
-pub struct Scraper {
+pub(crate) struct Scraper {
     stop: watch::Sender<bool>,
     handle: std::thread::JoinHandle<Result<ScrapeLog, String>>,
 }
@@ -233,7 +233,11 @@ impl Scraper {
     /// `period`, the first at a random point of the next `first_within` (at most `period`; a
     /// scraper is not in step with the runs, but a caller can make sure a short fill gets
     /// one). Returns once the warm-up scrape is done.
-    pub async fn start(http_addr: &str, period: Duration, first_within: Duration) -> Res<Self> {
+    pub(crate) async fn start(
+        http_addr: &str,
+        period: Duration,
+        first_within: Duration,
+    ) -> Res<Self> {
         let (stop, stop_rx) = watch::channel(false);
         let (ready_tx, ready_rx) = oneshot::channel();
         let addr = http_addr.to_string();
@@ -256,7 +260,7 @@ impl Scraper {
     }
 
     /// Stops scraping and returns the samples.
-    pub async fn finish(self) -> Res<ScrapeLog> {
+    pub(crate) async fn finish(self) -> Res<ScrapeLog> {
         let _ = self.stop.send(true);
         let h = self.handle;
         Ok(tokio::task::spawn_blocking(move || h.join())

@@ -91,7 +91,7 @@ async fn hold_rate(ctx: &mut Ctx, kind: pb::Workload) -> Res<(f64, String)> {
 
 /// Row 15. Per repetition: the raw first-touch rate, then each workload's fill (the order of
 /// the workloads rotates), so all see the same machine conditions.
-pub async fn run(ctx: &mut Ctx) -> Res<Vec<Row>> {
+pub(crate) async fn run(ctx: &mut Ctx) -> Res<Vec<Row>> {
     let reps = if ctx.quick { 2 } else { 5 };
     let mut raw = Vec::new();
     let mut per: Vec<PerKind> = KINDS.iter().map(|_| PerKind::default()).collect();
@@ -139,11 +139,11 @@ pub async fn run(ctx: &mut Ctx) -> Res<Vec<Row>> {
 /// The rows of one workload: 15a–d fill rate, 15e–h accuracy, 15i–l release, 15m–p hold
 /// activity (reported only).
 fn rows_of(i: usize, name: &str, pk: &PerKind, raw: f64, raws: &[f64], idle: u64) -> Vec<Row> {
-    let letter = |base: u8| char::from(base + i as u8);
+    let id = |base: u8| format!("15{}", char::from(base + i as u8));
     let fill = median(&pk.rates);
     let limit = 0.85 * raw;
     let rate_row = Row::new(
-        &format!("15{}", letter(b'a')),
+        &id(b'a'),
         format!(
             "{name}: fill 1 GiB, 100 KiB payload (median of {})",
             pk.rates.len()
@@ -158,15 +158,31 @@ fn rows_of(i: usize, name: &str, pk: &PerKind, raw: f64, raws: &[f64], idle: u64
     .shown(format!("{fill:.0} MiB/s = {:.2} × raw", fill / raw))
     .samples(pk.rates.clone())
     .details(json!({ "raw_mib_s": raws, "runs": pk.fills }));
+    let (rate, unit) = pk.activity.clone().unwrap_or((f64::NAN, String::new()));
+    let hold_row = Row::new(
+        &id(b'm'),
+        format!("{name}: hold activity, search_rate 0, {HOLD_MB} MiB"),
+        rate,
+        &format!("{unit}/s"),
+    )
+    .shown(format!("{} {unit}/s", si(rate)));
+    vec![
+        rate_row,
+        accuracy_row(&id(b'e'), name, pk),
+        release_row(&id(b'i'), &id(b'e'), name, pk, idle),
+        hold_row,
+    ]
+}
 
-    // The bound depends on the size: the worst error relative to its own bound is what counts.
+/// 15e–h: the worst steady RSS − target of a workload's runs, relative to each run's own bound.
+fn accuracy_row(id: &str, name: &str, pk: &PerKind) -> Row {
     let worst = pk
         .errors
         .iter()
         .map(|&(mb, kb, e)| (mb, kb, e, e.abs() / (0.005 * mb as f64).max(2.0)))
         .fold((0, 0, 0.0, -1.0), |a, b| if b.3 > a.3 { b } else { a });
-    let acc_row = Row::new(
-        &format!("15{}", letter(b'e')),
+    Row::new(
+        id,
         format!(
             "{name}: steady RSS − target, worst of {} runs, 64 MiB…4 GiB × 4/100 KiB (÷ bound)",
             pk.errors.len()
@@ -186,8 +202,11 @@ fn rows_of(i: usize, name: &str, pk: &PerKind, raw: f64, raws: &[f64], idle: u64
         worst.3
     ))
     .samples(pk.errors.iter().map(|e| e.2).collect())
-    .details(json!({ "target_mib_payload_kib_error_mib": pk.errors }));
+    .details(json!({ "target_mib_payload_kib_error_mib": pk.errors }))
+}
 
+/// 15i–l: the slowest Clear of a workload's runs to RSS ≤ idle + 4 MiB.
+fn release_row(id: &str, acc_id: &str, name: &str, pk: &PerKind, idle: u64) -> Row {
     let times: Vec<f64> = pk
         .releases
         .iter()
@@ -199,12 +218,11 @@ fn rows_of(i: usize, name: &str, pk: &PerKind, raw: f64, raws: &[f64], idle: u64
     } else {
         f64::INFINITY
     };
-    let rel_row = Row::new(
-        &format!("15{}", letter(b'i')),
+    Row::new(
+        id,
         format!(
-            "{name}: Clear → RSS ≤ idle + 4 MiB, worst of {} (the runs of 15a and 15{})",
-            times.len(),
-            letter(b'e')
+            "{name}: Clear → RSS ≤ idle + 4 MiB, worst of {} (the runs of 15a and {acc_id})",
+            times.len()
         ),
         worst_ms,
         "ms",
@@ -223,16 +241,7 @@ fn rows_of(i: usize, name: &str, pk: &PerKind, raw: f64, raws: &[f64], idle: u64
             "server_free_ms": r.server_ms,
             "rss_after_mib": r.rss_after as f64 / MIB as f64,
         })).collect::<Vec<_>>(),
-    }));
-    let (rate, unit) = pk.activity.clone().unwrap_or((f64::NAN, String::new()));
-    let hold_row = Row::new(
-        &format!("15{}", letter(b'm')),
-        format!("{name}: hold activity, search_rate 0, {HOLD_MB} MiB"),
-        rate,
-        &format!("{unit}/s"),
-    )
-    .shown(format!("{} {unit}/s", si(rate)));
-    vec![rate_row, acc_row, rel_row, hold_row]
+    }))
 }
 
 /// 11300000 → "11.3 M": hold rates span 10^6 to 10^10.

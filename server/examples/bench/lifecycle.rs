@@ -11,7 +11,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 /// How long after start-up the idle RSS is read.
-pub const IDLE_SETTLE: Duration = Duration::from_millis(250);
+pub(crate) const IDLE_SETTLE: Duration = Duration::from_millis(250);
 
 /// A loopback port that was free a moment ago.
 fn free_port() -> Res<u16> {
@@ -49,7 +49,7 @@ async fn time_to_serving(url: &str, spawned_at: Instant) -> Res<Duration> {
 }
 
 /// Row 7: idle RSS and time from exec to health SERVING over fresh spawns.
-pub async fn idle(ctx: &mut Ctx) -> Res<Vec<Row>> {
+pub(crate) async fn idle(ctx: &mut Ctx) -> Res<Vec<Row>> {
     let n = if ctx.quick { 3 } else { 5 };
     let mut rss = Vec::new();
     let mut ready = Vec::new();
@@ -93,7 +93,7 @@ pub async fn idle(ctx: &mut Ctx) -> Res<Vec<Row>> {
 }
 
 /// Row 8: Start/Clear cycles on a fresh stressd; idle RSS after the last vs after the first.
-pub async fn leak(ctx: &mut Ctx) -> Res<Vec<Row>> {
+pub(crate) async fn leak(ctx: &mut Ctx) -> Res<Vec<Row>> {
     let cycles = if ctx.quick { 20 } else { 200 };
     let mb = 256;
     let mut d = daemon::spawn(&ctx.stressd).await?;

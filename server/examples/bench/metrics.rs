@@ -75,7 +75,7 @@ async fn builds_and_idles(
 
 /// Rows 14a–14c: scrape latency of one client every 10 ms during full-speed builds, and the
 /// same client's latency in idle windows between the builds.
-pub async fn scrape_latency(ctx: &mut Ctx) -> Res<Vec<Row>> {
+pub(crate) async fn scrape_latency(ctx: &mut Ctx) -> Res<Vec<Row>> {
     let mb: u64 = if ctx.quick { 1024 } else { 4096 };
     let want = if ctx.quick { 300 } else { 1000 };
     let min_builds = if ctx.quick { 2 } else { 3 };
@@ -240,7 +240,7 @@ const FIRST_SCRAPE_WITHIN: Duration = Duration::from_millis(200);
 /// is scraped (row 13's note), which drowns a 3 % bound; a 1 GiB fill is steady to ~1 %. The
 /// first scrape is placed inside the growth, so a 1 s scraper costs every scraped fill one
 /// scrape (its worst case: a longer fill spreads one scrape a second over more bytes).
-pub async fn fill_while_scraped(ctx: &mut Ctx) -> Res<Vec<Row>> {
+pub(crate) async fn fill_while_scraped(ctx: &mut Ctx) -> Res<Vec<Row>> {
     let mb: u64 = 1024;
     let reps = if ctx.quick { 3 } else { 7 };
     let variants = [

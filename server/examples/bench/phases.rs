@@ -179,7 +179,7 @@ fn moves(seen: &[Seen], samples: &Samples) -> Res<Vec<(u64, u64, f64)>> {
 }
 
 /// Row 16: the profile once per workload.
-pub async fn run(ctx: &mut Ctx) -> Res<Vec<Row>> {
+pub(crate) async fn run(ctx: &mut Ctx) -> Res<Vec<Row>> {
     let hold = if ctx.quick { 2 } else { 3 };
     let mut runs = Vec::new();
     for (kind, name) in KINDS {
@@ -206,6 +206,16 @@ pub async fn run(ctx: &mut Ctx) -> Res<Vec<Row>> {
         "[phases] slowest shrink: {} {} → {} MiB in {:.3} s",
         slowest.0, slowest.1, slowest.2, slowest.3
     ));
+    Ok(rows(hold, &runs, worst, slowest))
+}
+
+/// Rows 16a and 16b from the runs, their worst phase end and their slowest shrink.
+fn rows(
+    hold: u32,
+    runs: &[(&str, ProfileRun)],
+    worst: (&str, u64, f64, f64),
+    slowest: (&str, u64, u64, f64, f64),
+) -> Vec<Row> {
     let profile = PROFILE.map(|mb| mb.to_string()).join(" → ");
     let details = json!({
         "profile_mib": PROFILE,
@@ -225,7 +235,7 @@ pub async fn run(ctx: &mut Ctx) -> Res<Vec<Row>> {
         .iter()
         .flat_map(|(_, r)| r.moves.iter().filter(|m| m.1 < m.0).map(|m| m.2))
         .collect();
-    Ok(vec![
+    vec![
         Row::new(
             "16a",
             format!(
@@ -260,5 +270,5 @@ pub async fn run(ctx: &mut Ctx) -> Res<Vec<Row>> {
         ))
         .samples(shrink_secs)
         .details(details),
-    ])
+    ]
 }

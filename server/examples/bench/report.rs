@@ -6,7 +6,7 @@ use serde_json::Value;
 /// A bound a measured value is checked against.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Bound {
+pub(crate) enum Bound {
     /// measured ≤ value.
     AtMost {
         /// Limit.
@@ -55,33 +55,33 @@ impl Bound {
 
 /// One line of the result table.
 #[derive(Debug, Clone, Serialize)]
-pub struct Row {
+pub(crate) struct Row {
     /// Row id, e.g. "2b".
-    pub id: String,
+    pub(crate) id: String,
     /// What is measured.
-    pub name: String,
+    pub(crate) name: String,
     /// The number the bound applies to (a median or percentile unless `name` says otherwise);
     /// null when it could not be measured.
-    pub measured: f64,
+    pub(crate) measured: f64,
     /// Unit of `measured`, `bound` and `samples`.
-    pub unit: String,
+    pub(crate) unit: String,
     /// Machine-readable bound (null: reported, no bound).
-    pub bound: Option<Bound>,
+    pub(crate) bound: Option<Bound>,
     /// The bound as printed, with where it comes from.
-    pub bound_text: String,
+    pub(crate) bound_text: String,
     /// Whether the bound holds (null when there is no bound).
-    pub pass: Option<bool>,
+    pub(crate) pass: Option<bool>,
     /// The measured column as printed.
-    pub shown: String,
+    pub(crate) shown: String,
     /// Every sample `measured` was computed from, in `unit`.
-    pub samples: Vec<f64>,
+    pub(crate) samples: Vec<f64>,
     /// Anything else measured alongside (per-run breakdowns, Status fields).
-    pub details: Value,
+    pub(crate) details: Value,
 }
 
 impl Row {
     /// A row without a bound.
-    pub fn new(id: &str, name: impl Into<String>, measured: f64, unit: &str) -> Self {
+    pub(crate) fn new(id: &str, name: impl Into<String>, measured: f64, unit: &str) -> Self {
         Self {
             id: id.into(),
             name: name.into(),
@@ -97,7 +97,7 @@ impl Row {
     }
 
     /// A row that could not be measured.
-    pub fn error(id: &str, name: impl Into<String>, err: &str) -> Self {
+    pub(crate) fn error(id: &str, name: impl Into<String>, err: &str) -> Self {
         let mut r = Self::new(id, name, f64::NAN, "");
         r.shown = format!("ERROR: {err}");
         r.pass = Some(false);
@@ -106,7 +106,7 @@ impl Row {
     }
 
     /// Sets the bound and evaluates it.
-    pub fn bound(mut self, bound: Bound, text: impl Into<String>) -> Self {
+    pub(crate) fn bound(mut self, bound: Bound, text: impl Into<String>) -> Self {
         self.pass = Some(bound.check(self.measured));
         self.bound = Some(bound);
         self.bound_text = text.into();
@@ -114,14 +114,14 @@ impl Row {
     }
 
     /// Overrides the printed measured column.
-    pub fn shown(mut self, s: impl Into<String>) -> Self {
+    pub(crate) fn shown(mut self, s: impl Into<String>) -> Self {
         self.shown = s.into();
         self
     }
 
     /// Attaches the samples and shows the largest beside the measured value, e.g.
     /// "276 ms (worst 340 ms)"; `word` is "max" or "worst".
-    pub fn samples_with_max(self, word: &str, s: Vec<f64>) -> Self {
+    pub(crate) fn samples_with_max(self, word: &str, s: Vec<f64>) -> Self {
         let shown = format!(
             "{} ({word} {})",
             fmt_num(self.measured, &self.unit),
@@ -131,19 +131,19 @@ impl Row {
     }
 
     /// Attaches the samples.
-    pub fn samples(mut self, s: Vec<f64>) -> Self {
+    pub(crate) fn samples(mut self, s: Vec<f64>) -> Self {
         self.samples = s;
         self
     }
 
     /// Attaches details.
-    pub fn details(mut self, d: Value) -> Self {
+    pub(crate) fn details(mut self, d: Value) -> Self {
         self.details = d;
         self
     }
 
     /// "PASS", "FAIL" or "—".
-    pub fn verdict(&self) -> &'static str {
+    pub(crate) fn verdict(&self) -> &'static str {
         match self.pass {
             Some(true) => "PASS",
             Some(false) => "FAIL",
@@ -153,7 +153,7 @@ impl Row {
 }
 
 /// Formats a number with precision suited to its size.
-pub fn fmt_num(v: f64, unit: &str) -> String {
+pub(crate) fn fmt_num(v: f64, unit: &str) -> String {
     if !v.is_finite() {
         return "n/a".into();
     }
@@ -175,7 +175,7 @@ pub fn fmt_num(v: f64, unit: &str) -> String {
 }
 
 /// "4 GiB" / "64 MiB".
-pub fn size_name(mb: u64) -> String {
+pub(crate) fn size_name(mb: u64) -> String {
     if mb >= 1024 && mb.is_multiple_of(1024) {
         format!("{} GiB", mb / 1024)
     } else {
@@ -184,7 +184,7 @@ pub fn size_name(mb: u64) -> String {
 }
 
 /// Median (mean of the middle two for an even count); NaN when empty.
-pub fn median(xs: &[f64]) -> f64 {
+pub(crate) fn median(xs: &[f64]) -> f64 {
     let mut v: Vec<f64> = xs.iter().copied().filter(|x| x.is_finite()).collect();
     if v.is_empty() {
         return f64::NAN;
@@ -199,7 +199,7 @@ pub fn median(xs: &[f64]) -> f64 {
 }
 
 /// Nearest-rank percentile (p in 0..=100); NaN when empty.
-pub fn percentile(xs: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(xs: &[f64], p: f64) -> f64 {
     let mut v: Vec<f64> = xs.iter().copied().filter(|x| x.is_finite()).collect();
     if v.is_empty() {
         return f64::NAN;
@@ -210,7 +210,7 @@ pub fn percentile(xs: &[f64], p: f64) -> f64 {
 }
 
 /// Largest value; NaN when empty.
-pub fn max(xs: &[f64]) -> f64 {
+pub(crate) fn max(xs: &[f64]) -> f64 {
     xs.iter()
         .copied()
         .filter(|x| x.is_finite())
@@ -219,25 +219,25 @@ pub fn max(xs: &[f64]) -> f64 {
 
 /// The machine the run happened on.
 #[derive(Debug, Clone, Serialize)]
-pub struct Machine {
+pub(crate) struct Machine {
     /// Online CPUs.
-    pub nproc: usize,
+    pub(crate) nproc: usize,
     /// CPU model.
-    pub cpu: String,
+    pub(crate) cpu: String,
     /// MemTotal, bytes.
-    pub mem_total_bytes: u64,
+    pub(crate) mem_total_bytes: u64,
     /// Kernel release.
-    pub kernel: String,
+    pub(crate) kernel: String,
     /// Selected transparent-huge-page mode.
-    pub thp: String,
+    pub(crate) thp: String,
     /// Whether a virtio-balloon reports free pages to the hypervisor (freed memory then comes
     /// back cold: the host must fault it in again on the next touch).
-    pub free_page_reporting: bool,
+    pub(crate) free_page_reporting: bool,
 }
 
 impl Machine {
     /// Reads /proc and /sys.
-    pub fn probe() -> Self {
+    pub(crate) fn probe() -> Self {
         let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
         let meminfo = read("/proc/meminfo");
         let mem_total_bytes = meminfo
@@ -267,7 +267,7 @@ impl Machine {
     }
 
     /// One-line description.
-    pub fn line(&self) -> String {
+    pub(crate) fn line(&self) -> String {
         format!(
             "{} CPUs ({}), MemTotal {:.1} GiB, kernel {}, THP {}{}",
             self.nproc,
@@ -302,7 +302,7 @@ fn balloon_reports_free_pages() -> bool {
 }
 
 /// UTC time now, RFC 3339 with milliseconds.
-pub fn utc_now() -> String {
+pub(crate) fn utc_now() -> String {
     let ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
@@ -310,7 +310,7 @@ pub fn utc_now() -> String {
 }
 
 /// The table as Markdown (printed and pasted into BENCHMARKS.md).
-pub fn table(rows: &[Row]) -> String {
+pub(crate) fn table(rows: &[Row]) -> String {
     let head = ["#", "what", "measured", "bound", "result"];
     let cells: Vec<[String; 5]> = rows
         .iter()
@@ -358,23 +358,23 @@ pub fn table(rows: &[Row]) -> String {
 
 /// The whole JSON document.
 #[derive(Debug, Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     /// What produced it.
-    pub benchmark: &'static str,
+    pub(crate) benchmark: &'static str,
     /// How to read it.
-    pub about: &'static str,
+    pub(crate) about: &'static str,
     /// UTC start time.
-    pub started_at_utc: String,
+    pub(crate) started_at_utc: String,
     /// Whether `--quick` was used.
-    pub quick: bool,
+    pub(crate) quick: bool,
     /// Wall time of the whole run, seconds.
-    pub total_seconds: f64,
+    pub(crate) total_seconds: f64,
     /// The stressd binary measured.
-    pub stressd: String,
+    pub(crate) stressd: String,
     /// The machine.
-    pub machine: Machine,
+    pub(crate) machine: Machine,
     /// Rows with a bound that failed.
-    pub failed: Vec<String>,
+    pub(crate) failed: Vec<String>,
     /// Every row.
-    pub rows: Vec<Row>,
+    pub(crate) rows: Vec<Row>,
 }

@@ -7,21 +7,21 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Samples `/proc/<pid>/statm` every `period` until finished.
-pub struct Sampler {
+pub(crate) struct Sampler {
     stop: Arc<AtomicBool>,
     handle: JoinHandle<Vec<(Instant, u64)>>,
 }
 
 /// Time-stamped RSS samples.
 #[derive(Debug, Default)]
-pub struct Samples {
+pub(crate) struct Samples {
     /// (when, RSS bytes), in time order.
-    pub points: Vec<(Instant, u64)>,
+    pub(crate) points: Vec<(Instant, u64)>,
 }
 
 impl Sampler {
     /// Starts sampling `pid` at once (the first sample is taken before this returns).
-    pub fn start(pid: u32, period: Duration) -> std::io::Result<Self> {
+    pub(crate) fn start(pid: u32, period: Duration) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let reader = RssReader::new(pid);
@@ -46,7 +46,7 @@ impl Sampler {
     }
 
     /// Stops sampling and returns what was seen.
-    pub fn finish(self) -> Samples {
+    pub(crate) fn finish(self) -> Samples {
         self.stop.store(true, Ordering::Release);
         Samples {
             points: self.handle.join().unwrap_or_default(),
@@ -56,7 +56,7 @@ impl Sampler {
 
 impl Samples {
     /// First sample at or after `from` whose RSS is at least `bytes`.
-    pub fn first_at_least(&self, from: Instant, bytes: u64) -> Option<(Instant, u64)> {
+    pub(crate) fn first_at_least(&self, from: Instant, bytes: u64) -> Option<(Instant, u64)> {
         self.points
             .iter()
             .copied()
@@ -64,7 +64,7 @@ impl Samples {
     }
 
     /// Highest RSS seen.
-    pub fn max(&self) -> u64 {
+    pub(crate) fn max(&self) -> u64 {
         self.points.iter().map(|p| p.1).max().unwrap_or(0)
     }
 }

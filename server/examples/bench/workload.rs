@@ -18,7 +18,7 @@ struct HoldConfig {
 }
 
 /// Row 3: steady RSS − target over targets × payload sizes.
-pub async fn accuracy(ctx: &mut Ctx) -> Res<Vec<Row>> {
+pub(crate) async fn accuracy(ctx: &mut Ctx) -> Res<Vec<Row>> {
     let targets: &[u64] = if ctx.quick {
         &[64, 1024]
     } else {
@@ -72,7 +72,7 @@ pub async fn accuracy(ctx: &mut Ctx) -> Res<Vec<Row>> {
 }
 
 /// Row 10: achieved build rate at asked ramp rates.
-pub async fn ramp(ctx: &mut Ctx) -> Res<Vec<Row>> {
+pub(crate) async fn ramp(ctx: &mut Ctx) -> Res<Vec<Row>> {
     let reps = if ctx.quick { 1 } else { 3 };
     let plan: [(f64, f64); 3] = [(10.0, 4.0), (100.0, 3.0), (1000.0, 3.0)];
     let mut rows = Vec::new();
@@ -176,7 +176,7 @@ pub async fn ramp(ctx: &mut Ctx) -> Res<Vec<Row>> {
 }
 
 /// Row 11: CPU use while holding 1 GiB.
-pub async fn hold_cpu(ctx: &mut Ctx) -> Res<Vec<Row>> {
+pub(crate) async fn hold_cpu(ctx: &mut Ctx) -> Res<Vec<Row>> {
     let window = Duration::from_secs(if ctx.quick { 2 } else { 3 });
     let mut rows = Vec::new();
     let configs = [
