@@ -219,20 +219,25 @@ async fn run_sections(ctx: &mut Ctx, want: impl Fn(u32) -> bool) -> Vec<Row> {
     if want(16) {
         section(ctx, &mut rows, "16", "phase profile", phases::run).await;
     }
+    fresh_spawn_sections(ctx, &mut rows, want).await;
+    rows
+}
+
+/// Rows 7 and 8, which spawn stressd processes of their own: last, so nothing runs beside them.
+async fn fresh_spawn_sections(ctx: &mut Ctx, rows: &mut Vec<Row>, want: impl Fn(u32) -> bool) {
     if want(7) {
-        section(ctx, &mut rows, "7", "idle start-up", lifecycle::idle).await;
+        section(ctx, rows, "7", "idle start-up", lifecycle::idle).await;
     }
     if want(8) {
         section(
             ctx,
-            &mut rows,
+            rows,
             "8",
             "leak over Start/Clear cycles",
             lifecycle::leak,
         )
         .await;
     }
-    rows
 }
 
 async fn run(args: Args) -> Res<bool> {
