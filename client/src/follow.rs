@@ -6,7 +6,7 @@ use memstress_proto::v1::{LogEntry, Operation};
 
 /// How a followed run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunEnd {
+pub(crate) enum RunEnd {
     /// STRESS_TEST_COMPLETE: the run held its target for the whole duration.
     Completed,
     /// STRESS_TEST_STOPPED: someone stopped (or cleared) it.
@@ -17,7 +17,7 @@ pub enum RunEnd {
 
 /// What to do with one streamed entry while following a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FollowAction {
+pub(crate) enum FollowAction {
     /// Belongs to the run (or reports missed entries): print it and keep going.
     Print,
     /// Another run's entry or one outside any run: ignore it.
@@ -30,7 +30,7 @@ pub enum FollowAction {
 ///
 /// LOG_ENTRIES_MISSED entries are always printed (they carry no run id, and a gap in the
 /// history may hide this run's entries); other entries only when their run id matches.
-pub fn decide(run_id: &str, entry: &LogEntry) -> FollowAction {
+pub(crate) fn decide(run_id: &str, entry: &LogEntry) -> FollowAction {
     let op = Operation::try_from(entry.operation).unwrap_or(Operation::Unspecified);
     if op == Operation::LogEntriesMissed {
         return FollowAction::Print;
@@ -47,8 +47,10 @@ pub fn decide(run_id: &str, entry: &LogEntry) -> FollowAction {
 }
 
 /// Feeds entries through [`decide`] until one ends the run: the entries to print and how the run
-/// ended (`None` if the entries ran out first, i.e. the stream ended early).
-pub fn replay<'a>(
+/// ended (`None` if the entries ran out first, i.e. the stream ended early). The live path
+/// calls [`decide`] per entry; this pins the sequence rules in tests.
+#[cfg(test)]
+pub(crate) fn replay<'a>(
     run_id: &str,
     entries: impl IntoIterator<Item = &'a LogEntry>,
 ) -> (Vec<&'a LogEntry>, Option<RunEnd>) {

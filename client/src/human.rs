@@ -13,7 +13,7 @@ const TIB: f64 = 1024.0 * 1024.0 * 1024.0 * 1024.0;
 /// A byte count in the largest binary unit that keeps it at or above 1: "1.00 GiB",
 /// "512.0 MiB", "37.5 MiB", "4.0 KiB", "512 B". GiB and TiB get two decimals (a 1% change is
 /// still visible at a glance), KiB and MiB one.
-pub fn bytes(n: u64) -> String {
+pub(crate) fn bytes(n: u64) -> String {
     let f = n as f64;
     if f >= TIB {
         format!("{:.2} TiB", f / TIB)
@@ -29,34 +29,34 @@ pub fn bytes(n: u64) -> String {
 }
 
 /// A bytes field the proto marks `optional`: "-" when the server did not know it.
-pub fn opt_bytes(n: Option<u64>) -> String {
+pub(crate) fn opt_bytes(n: Option<u64>) -> String {
     n.map_or_else(|| "-".to_owned(), bytes)
 }
 
 /// A byte count always in MiB with one decimal ("2041.6 MiB"), for run history, where runs are
 /// compared side by side and a unit change between rows would hide the difference.
-pub fn bytes_mib(n: u64) -> String {
+pub(crate) fn bytes_mib(n: u64) -> String {
     mib(n as f64 / MIB)
 }
 
 /// [`bytes_mib`] of a bytes field the proto marks `optional`: "-" when the server did not know it.
-pub fn opt_bytes_mib(n: Option<u64>) -> String {
+pub(crate) fn opt_bytes_mib(n: Option<u64>) -> String {
     n.map_or_else(|| "-".to_owned(), bytes_mib)
 }
 
 /// A size the server reports in MiB (log entries): always MiB with one decimal, so successive
 /// log lines line up and compare directly ("1024.3 MiB").
-pub fn mib(v: f64) -> String {
+pub(crate) fn mib(v: f64) -> String {
     format!("{v:.1} MiB")
 }
 
 /// A fill rate in MiB/s with one decimal ("1843.2 MiB/s").
-pub fn mib_rate(v: f64) -> String {
+pub(crate) fn mib_rate(v: f64) -> String {
     format!("{v:.1} MiB/s")
 }
 
 /// An integer with `,` between groups of three digits ("1,234,567").
-pub fn thousands(n: u64) -> String {
+pub(crate) fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
@@ -69,13 +69,13 @@ pub fn thousands(n: u64) -> String {
 }
 
 /// A count with its unit: "1,000 lookups".
-pub fn count_of(n: u64, unit: &str) -> String {
+pub(crate) fn count_of(n: u64, unit: &str) -> String {
     format!("{} {unit}", thousands(n))
 }
 
 /// A duration as a person would say it: "850 ms" below a second, "5s" / "12.5s" below a
 /// minute, then two units: "2m 05s", "1h 02m", "3d 04h".
-pub fn duration(d: Duration) -> String {
+pub(crate) fn duration(d: Duration) -> String {
     let ms = d.as_millis();
     if ms < 1000 {
         return format!("{ms} ms");
@@ -99,12 +99,12 @@ pub fn duration(d: Duration) -> String {
 }
 
 /// [`duration`] of a millisecond count as the proto carries it.
-pub fn duration_ms(ms: u64) -> String {
+pub(crate) fn duration_ms(ms: u64) -> String {
     duration(Duration::from_millis(ms))
 }
 
 /// A whole-second parameter where 0 has a meaning of its own (e.g. "until stopped").
-pub fn seconds_or(secs: u32, zero: &str) -> String {
+pub(crate) fn seconds_or(secs: u32, zero: &str) -> String {
     if secs == 0 {
         zero.to_owned()
     } else {
@@ -113,12 +113,12 @@ pub fn seconds_or(secs: u32, zero: &str) -> String {
 }
 
 /// A percentage without trailing zeros ("25%", "12.5%").
-pub fn percent(v: f64) -> String {
+pub(crate) fn percent(v: f64) -> String {
     format!("{v}%")
 }
 
 /// A yes/no flag for text output.
-pub fn yes_no(b: bool) -> &'static str {
+pub(crate) fn yes_no(b: bool) -> &'static str {
     if b { "yes" } else { "no" }
 }
 

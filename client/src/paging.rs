@@ -5,10 +5,10 @@
 use memstress_proto::v1::{ListRunsRequest, ListRunsResponse, RunRecord};
 
 /// Largest page ListRuns serves (the proto's bound on `ListRunsRequest.limit`).
-pub const MAX_PAGE: u32 = 1000;
+pub(crate) const MAX_PAGE: u32 = 1000;
 
 /// How many runs `history` lists when neither `--limit` nor `--all` is given.
-pub const DEFAULT_LIMIT: u32 = 20;
+pub(crate) const DEFAULT_LIMIT: u32 = 20;
 
 /// How many runs to gather.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,7 +21,7 @@ pub enum Want {
 
 /// The runs gathered and where to continue.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Listing {
+pub(crate) struct Listing {
     /// The runs, newest first, as the server sent them.
     pub runs: Vec<RunRecord>,
     /// The server's cursor for the runs older than these; empty when there are none.
@@ -31,7 +31,7 @@ pub struct Listing {
 /// Gathers ListRuns pages: ask [`Pager::next_request`], send it, hand the answer to
 /// [`Pager::absorb`], repeat until there is no next request, then [`Pager::finish`].
 #[derive(Debug, Clone)]
-pub struct Pager {
+pub(crate) struct Pager {
     want: Want,
     listing: Listing,
     /// The cursor the next request carries.
@@ -41,7 +41,7 @@ pub struct Pager {
 
 impl Pager {
     /// A pager starting at `cursor` ("" for the newest run).
-    pub fn new(want: Want, cursor: String) -> Self {
+    pub(crate) fn new(want: Want, cursor: String) -> Self {
         Pager {
             want,
             listing: Listing::default(),
@@ -63,7 +63,7 @@ impl Pager {
 
     /// The next page to ask for, or `None` when the listing is complete. A page asks for the
     /// runs still wanted, at most [`MAX_PAGE`], so the server's cursor stays exact.
-    pub fn next_request(&self) -> Option<ListRunsRequest> {
+    pub(crate) fn next_request(&self) -> Option<ListRunsRequest> {
         if self.done {
             return None;
         }
@@ -81,7 +81,7 @@ impl Pager {
     /// Takes in the answer to the last request. Stops when the server has no older runs, when
     /// enough runs are gathered, or when a page makes no progress (no runs, or the same cursor
     /// again), so a confused server cannot keep the client looping.
-    pub fn absorb(&mut self, page: ListRunsResponse) {
+    pub(crate) fn absorb(&mut self, page: ListRunsResponse) {
         let no_progress = page.runs.is_empty() || page.next_cursor == self.cursor;
         self.listing.runs.extend(page.runs);
         if let Want::Runs(n) = self.want {
@@ -97,7 +97,7 @@ impl Pager {
     }
 
     /// The runs gathered and the cursor after them.
-    pub fn finish(self) -> Listing {
+    pub(crate) fn finish(self) -> Listing {
         self.listing
     }
 }

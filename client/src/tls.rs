@@ -60,7 +60,11 @@ fn read(flag: &str, path: &Path) -> Result<Vec<u8>, CliError> {
 
 /// Adds TLS to `endpoint` when `addr` is `https://`; TLS options with another address are
 /// refused rather than silently ignored.
-pub fn configure(endpoint: Endpoint, addr: &str, args: &TlsArgs) -> Result<Endpoint, CliError> {
+pub(crate) fn configure(
+    endpoint: Endpoint,
+    addr: &str,
+    args: &TlsArgs,
+) -> Result<Endpoint, CliError> {
     if !addr.starts_with("https://") {
         if args.any() {
             return Err(CliError::TlsSetup(format!(
@@ -129,7 +133,7 @@ fn alert_in_words<'a>(err: &'a (dyn StdError + 'static)) -> Option<rustls::Error
 
 /// A TLS handshake failure in `err`'s chain, in words naming the cause; `None` if there is
 /// none.
-pub fn handshake_failure(err: &(dyn StdError + 'static)) -> Option<String> {
+pub(crate) fn handshake_failure(err: &(dyn StdError + 'static)) -> Option<String> {
     let in_words;
     let tls = match rustls_error(err) {
         Some(tls) => tls,

@@ -17,7 +17,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 /// A checkpoint is written at least this often while a run is active.
-pub const PERIOD: Duration = Duration::from_secs(1);
+pub(crate) const PERIOD: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
 struct Slot {
@@ -28,7 +28,7 @@ struct Slot {
 
 /// The checkpoint thread's mailbox.
 #[derive(Default)]
-pub struct Checkpointer {
+pub(crate) struct Checkpointer {
     slot: Mutex<Slot>,
     wake: Condvar,
 }
@@ -40,7 +40,7 @@ impl std::fmt::Debug for Checkpointer {
 }
 
 /// What the thread measures with.
-pub struct Sources {
+pub(crate) struct Sources {
     /// The store.
     pub history: Arc<History>,
     /// RSS.
@@ -58,7 +58,7 @@ impl Checkpointer {
     }
 
     /// Starts the thread.
-    pub fn spawn(self: &Arc<Self>, sources: Sources) -> std::io::Result<()> {
+    pub(crate) fn spawn(self: &Arc<Self>, sources: Sources) -> std::io::Result<()> {
         let me = Arc::clone(self);
         std::thread::Builder::new()
             .name("checkpoint".into())
@@ -67,7 +67,7 @@ impl Checkpointer {
     }
 
     /// Follows `run` from now on and checkpoints it at once.
-    pub fn track(&self, run: Arc<RunShared>) {
+    pub(crate) fn track(&self, run: Arc<RunShared>) {
         let mut slot = self.lock();
         slot.run = Some(run);
         slot.poked = true;
@@ -75,7 +75,7 @@ impl Checkpointer {
     }
 
     /// Asks for a checkpoint now (coalesced with any still pending).
-    pub fn poke(&self) {
+    pub(crate) fn poke(&self) {
         let mut slot = self.lock();
         if !slot.poked {
             slot.poked = true;
@@ -84,7 +84,7 @@ impl Checkpointer {
     }
 
     /// Ends the thread after its current write.
-    pub fn shutdown(&self) {
+    pub(crate) fn shutdown(&self) {
         self.lock().shutdown = true;
         self.wake.notify_one();
     }

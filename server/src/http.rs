@@ -16,7 +16,7 @@ use tokio::sync::watch;
 
 /// Shared by the HTTP handlers.
 #[derive(Clone, Debug)]
-pub struct HttpState {
+pub(crate) struct HttpState {
     /// The engine (for the state in /health).
     pub engine: Arc<Engine>,
     /// True once shutdown began: /health then answers 503 so the pod leaves the endpoints.
@@ -30,7 +30,7 @@ pub struct HttpState {
 }
 
 /// The router.
-pub fn router(state: HttpState) -> Router {
+pub(crate) fn router(state: HttpState) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))

@@ -6,20 +6,20 @@
 
 pub mod auth;
 pub mod cgroup;
-pub mod checkpoint;
+pub(crate) mod checkpoint;
 pub mod engine;
 pub mod error;
 mod file_stamp;
 pub mod grpc;
 pub mod history;
-pub mod http;
+pub(crate) mod http;
 pub mod instance;
 pub mod logs;
-pub mod metrics;
+pub(crate) mod metrics;
 pub mod net;
 pub mod params;
 pub mod procmem;
 pub mod ratelimit;
 pub mod server;
 pub mod tls;
-pub mod workload;
+pub(crate) mod workload;

@@ -25,47 +25,47 @@ where
 }
 
 /// `State` as its proto name, e.g. "STATE_SEARCHING".
-pub fn state_name(v: i32) -> String {
+pub(crate) fn state_name(v: i32) -> String {
     enum_name(v, |e: State| e.as_str_name())
 }
 
 /// `Scope` as its proto name, e.g. "SCOPE_PROCESS".
-pub fn scope_name(v: i32) -> String {
+pub(crate) fn scope_name(v: i32) -> String {
     enum_name(v, |e: Scope| e.as_str_name())
 }
 
 /// `BasisSource` as its proto name, e.g. "BASIS_SOURCE_CGROUP_V2".
-pub fn basis_source_name(v: i32) -> String {
+pub(crate) fn basis_source_name(v: i32) -> String {
     enum_name(v, |e: BasisSource| e.as_str_name())
 }
 
 /// `Operation` as its proto name, e.g. "SEARCH_TREE_PROGRESS".
-pub fn operation_name(v: i32) -> String {
+pub(crate) fn operation_name(v: i32) -> String {
     enum_name(v, |e: Operation| e.as_str_name())
 }
 
 /// `Outcome` as its proto name, e.g. "OUTCOME_OOM_KILLED".
-pub fn outcome_name(v: i32) -> String {
+pub(crate) fn outcome_name(v: i32) -> String {
     enum_name(v, |e: Outcome| e.as_str_name())
 }
 
 /// `Evidence` as its proto name, e.g. "EVIDENCE_OOM_COUNTER".
-pub fn evidence_name(v: i32) -> String {
+pub(crate) fn evidence_name(v: i32) -> String {
     enum_name(v, |e: Evidence| e.as_str_name())
 }
 
 /// `HistoryMode` as its proto name, e.g. "HISTORY_MODE_DURABLE".
-pub fn history_mode_name(v: i32) -> String {
+pub(crate) fn history_mode_name(v: i32) -> String {
     enum_name(v, |e: HistoryMode| e.as_str_name())
 }
 
 /// Health `ServingStatus` as its proto name, e.g. "SERVING".
-pub fn serving_status_name(v: i32) -> String {
+pub(crate) fn serving_status_name(v: i32) -> String {
     enum_name(v, |e: ServingStatus| e.as_str_name())
 }
 
 /// A `MemoryBasis` (null when the server left it unset).
-pub fn basis(b: Option<&MemoryBasis>) -> Value {
+pub(crate) fn basis(b: Option<&MemoryBasis>) -> Value {
     match b {
         None => Value::Null,
         Some(b) => json!({
@@ -77,7 +77,7 @@ pub fn basis(b: Option<&MemoryBasis>) -> Value {
 }
 
 /// `RunParameters` (null when the server left it unset).
-pub fn parameters(p: Option<&RunParameters>) -> Value {
+pub(crate) fn parameters(p: Option<&RunParameters>) -> Value {
     match p {
         None => Value::Null,
         Some(p) => json!({
@@ -100,7 +100,7 @@ pub fn parameters(p: Option<&RunParameters>) -> Value {
 }
 
 /// `ContainerMemory` (null when the server left it unset).
-pub fn container(c: Option<&ContainerMemory>) -> Value {
+pub(crate) fn container(c: Option<&ContainerMemory>) -> Value {
     match c {
         None => Value::Null,
         Some(c) => json!({
@@ -120,7 +120,7 @@ pub fn container(c: Option<&ContainerMemory>) -> Value {
 }
 
 /// A run's `Checkpoint` (null when the server left it unset).
-pub fn checkpoint(c: Option<&Checkpoint>) -> Value {
+pub(crate) fn checkpoint(c: Option<&Checkpoint>) -> Value {
     match c {
         None => Value::Null,
         Some(c) => json!({
@@ -138,7 +138,7 @@ pub fn checkpoint(c: Option<&Checkpoint>) -> Value {
 
 /// One `RunRecord` with every field (null when the server left it unset): the result of
 /// `history RUN_ID`, one element of `history`'s `runs`, and status's `previous_run`.
-pub fn run_record(r: Option<&RunRecord>) -> Value {
+pub(crate) fn run_record(r: Option<&RunRecord>) -> Value {
     let Some(r) = r else {
         return Value::Null;
     };
@@ -168,13 +168,13 @@ pub fn run_record(r: Option<&RunRecord>) -> Value {
 
 /// The result of `history`: `{"runs": [...], "next_cursor": "..."}`, runs newest first,
 /// `next_cursor` empty when no older runs are kept.
-pub fn run_list(runs: &[RunRecord], next_cursor: &str) -> Value {
+pub(crate) fn run_list(runs: &[RunRecord], next_cursor: &str) -> Value {
     let runs: Vec<Value> = runs.iter().map(|r| run_record(Some(r))).collect();
     json!({ "runs": runs, "next_cursor": next_cursor })
 }
 
 /// The run history's `HistoryStatus` (null when the server left it unset).
-pub fn history_status(h: Option<&HistoryStatus>) -> Value {
+pub(crate) fn history_status(h: Option<&HistoryStatus>) -> Value {
     match h {
         None => Value::Null,
         Some(h) => json!({
@@ -188,7 +188,7 @@ pub fn history_status(h: Option<&HistoryStatus>) -> Value {
 }
 
 /// The result of `start`.
-pub fn start(r: &StartResponse) -> Value {
+pub(crate) fn start(r: &StartResponse) -> Value {
     json!({
         "run_id": r.run_id,
         "target_bytes": r.target_bytes,
@@ -200,7 +200,7 @@ pub fn start(r: &StartResponse) -> Value {
 }
 
 /// The result of `stop`.
-pub fn stop(r: &StopResponse) -> Value {
+pub(crate) fn stop(r: &StopResponse) -> Value {
     json!({
         "state": state_name(r.state),
         "stopped": r.stopped,
@@ -210,13 +210,13 @@ pub fn stop(r: &StopResponse) -> Value {
 }
 
 /// A workload as its proto name ("WORKLOAD_MATRIX").
-pub fn workload_name(v: i32) -> String {
+pub(crate) fn workload_name(v: i32) -> String {
     enum_name(v, |e: Workload| e.as_str_name())
 }
 
 /// A profile's phases as requested: `[{"memory_mb" | "memory_percent", "hold_seconds",
 /// "ramp_mb_per_second"}]` (ramp null when the run's ramp applies).
-pub fn phases(phases: &[memstress_proto::v1::Phase]) -> Value {
+pub(crate) fn phases(phases: &[memstress_proto::v1::Phase]) -> Value {
     Value::Array(
         phases
             .iter()
@@ -263,7 +263,7 @@ fn phase_and_instance(s: &StatusResponse) -> (Value, Value) {
 }
 
 /// The result of `status`.
-pub fn status(s: &StatusResponse) -> Value {
+pub(crate) fn status(s: &StatusResponse) -> Value {
     let (phase, instance) = phase_and_instance(s);
     json!({
         "workload": workload_name(s.workload),
@@ -297,7 +297,7 @@ pub fn status(s: &StatusResponse) -> Value {
 }
 
 /// The result of `clear`.
-pub fn clear(r: &ClearResponse) -> Value {
+pub(crate) fn clear(r: &ClearResponse) -> Value {
     json!({
         "released_bytes": r.released_bytes,
         "rss_before_bytes": r.rss_before_bytes,
@@ -309,7 +309,7 @@ pub fn clear(r: &ClearResponse) -> Value {
 }
 
 /// One log entry (one line of `logs` / `start --follow` output).
-pub fn log_entry(e: &LogEntry) -> Value {
+pub(crate) fn log_entry(e: &LogEntry) -> Value {
     json!({
         "sequence": e.sequence,
         "timestamp_unix_ms": e.timestamp_unix_ms,
@@ -323,7 +323,7 @@ pub fn log_entry(e: &LogEntry) -> Value {
 }
 
 /// The result of `health`: each checked service's status and whether all are SERVING.
-pub fn health(checks: &[(String, i32)]) -> Value {
+pub(crate) fn health(checks: &[(String, i32)]) -> Value {
     let serving = checks
         .iter()
         .all(|(_, s)| *s == ServingStatus::Serving as i32);

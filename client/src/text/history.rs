@@ -16,7 +16,7 @@ use crate::human;
 /// How a run ended, in lower-case words: "completed", "stopped", "failed", "killed",
 /// "running", "OOM-killed", with "(confirmed)" when the cgroup's oom_kill counter rose and
 /// "(likely)" when the verdict rests on the memory limit being near or exceeded.
-pub fn outcome(outcome: i32, evidence: i32) -> String {
+pub(crate) fn outcome(outcome: i32, evidence: i32) -> String {
     let word = match Outcome::try_from(outcome) {
         Ok(Outcome::Running) => "running",
         Ok(Outcome::Completed) => "completed",
@@ -38,7 +38,7 @@ pub fn outcome(outcome: i32, evidence: i32) -> String {
 }
 
 /// What a killed / OOM-killed verdict rests on, in words ("-" for a run that was not recovered).
-pub fn evidence(v: i32) -> String {
+pub(super) fn evidence(v: i32) -> String {
     match Evidence::try_from(v) {
         Ok(Evidence::Unspecified) => "-".to_owned(),
         Ok(Evidence::OomCounter) => "the cgroup's oom_kill counter rose (confirmed)".to_owned(),
@@ -131,7 +131,7 @@ pub(crate) fn row(r: &RunRecord) -> Vec<String> {
 
 /// The result of `history`: a table of runs, newest first, and a closing note when older runs
 /// are kept than were listed (`next_cursor` not empty).
-pub fn run_list(runs: &[RunRecord], next_cursor: &str) -> String {
+pub(crate) fn run_list(runs: &[RunRecord], next_cursor: &str) -> String {
     let mut out = if runs.is_empty() {
         "No runs recorded.\n".to_owned()
     } else {
@@ -261,7 +261,7 @@ fn checkpoint(out: &mut String, c: Option<&Checkpoint>) {
 }
 
 /// The result of `history RUN_ID`: every field of the record, labelled, sizes in MiB.
-pub fn run_record(r: &RunRecord) -> String {
+pub(crate) fn run_record(r: &RunRecord) -> String {
     let mut out = String::new();
     line(
         &mut out,

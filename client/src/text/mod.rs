@@ -9,8 +9,8 @@ mod history;
 mod status;
 
 pub(crate) use history::{Align, COLUMNS as HISTORY_COLUMNS, row as history_row};
-pub use history::{outcome, run_list, run_record};
-pub use status::status;
+pub(crate) use history::{outcome, run_list, run_record};
+pub(crate) use status::status;
 
 use memstress_proto::v1::{
     BasisSource, ClearResponse, LogEntry, MemoryBasis, Operation, Phase, PhaseProgress,
@@ -37,7 +37,7 @@ fn line(out: &mut String, indent: usize, label: &str, value: impl std::fmt::Disp
 }
 
 /// A state without its `STATE_` prefix ("SEARCHING").
-pub fn state(v: i32) -> String {
+pub(crate) fn state(v: i32) -> String {
     match State::try_from(v) {
         Ok(s) => s.as_str_name().trim_start_matches("STATE_").to_owned(),
         Err(_) => format!("UNKNOWN({v})"),
@@ -45,7 +45,7 @@ pub fn state(v: i32) -> String {
 }
 
 /// A scope in words; unspecified is what the server treats it as.
-pub fn scope(v: i32) -> String {
+pub(crate) fn scope(v: i32) -> String {
     match Scope::try_from(v) {
         Ok(Scope::Unspecified | Scope::Process) => "process".to_owned(),
         Ok(Scope::Container) => "container".to_owned(),
@@ -55,7 +55,7 @@ pub fn scope(v: i32) -> String {
 
 /// A workload in words ("tree", "list", "hash", "matrix"); unspecified is what the server
 /// treats it as.
-pub fn workload(v: i32) -> String {
+pub(crate) fn workload(v: i32) -> String {
     match Workload::try_from(v) {
         Ok(Workload::Unspecified | Workload::Tree) => "tree".to_owned(),
         Ok(Workload::List) => "list".to_owned(),
@@ -67,7 +67,7 @@ pub fn workload(v: i32) -> String {
 
 /// What a workload's activity counter counts, as stressd names it in Status.activity_unit:
 /// "searches" (tree), "walk steps" (list), "lookups" (hash), "multiply-adds" (matrix).
-pub fn activity_of(v: i32) -> &'static str {
+pub(crate) fn activity_of(v: i32) -> &'static str {
     match Workload::try_from(v) {
         Ok(Workload::List) => "walk steps",
         Ok(Workload::Hash) => "lookups",
@@ -78,7 +78,7 @@ pub fn activity_of(v: i32) -> &'static str {
 
 /// What a workload's items are called, singular and plural: tree and list "node(s)", hash
 /// "entry"/"entries", matrix "block(s)".
-pub fn items_of(v: i32) -> (&'static str, &'static str) {
+pub(crate) fn items_of(v: i32) -> (&'static str, &'static str) {
     match Workload::try_from(v) {
         Ok(Workload::Hash) => ("entry", "entries"),
         Ok(Workload::Matrix) => ("block", "blocks"),
@@ -88,7 +88,7 @@ pub fn items_of(v: i32) -> (&'static str, &'static str) {
 
 /// What `search_rate` paces for a workload: its hold operation per second. (MATRIX counts
 /// multiply-adds but paces whole block products.)
-pub fn rate_unit_of(v: i32) -> &'static str {
+pub(crate) fn rate_unit_of(v: i32) -> &'static str {
     match Workload::try_from(v) {
         Ok(Workload::Matrix) => "block products",
         _ => activity_of(v),
@@ -96,7 +96,7 @@ pub fn rate_unit_of(v: i32) -> &'static str {
 }
 
 /// Where a memory basis came from, in words.
-pub fn basis_source(v: i32) -> String {
+pub(crate) fn basis_source(v: i32) -> String {
     match BasisSource::try_from(v) {
         Ok(BasisSource::CgroupV2) => "cgroup v2".to_owned(),
         Ok(BasisSource::CgroupV1) => "cgroup v1".to_owned(),
@@ -108,7 +108,7 @@ pub fn basis_source(v: i32) -> String {
 }
 
 /// "4.00 GiB from cgroup v2 (/sys/fs/cgroup/memory.max)", or "-" when unset.
-pub fn basis(b: Option<&MemoryBasis>) -> String {
+pub(crate) fn basis(b: Option<&MemoryBasis>) -> String {
     basis_in(b, human::bytes)
 }
 
@@ -127,7 +127,7 @@ pub(crate) fn basis_in(b: Option<&MemoryBasis>, size: fn(u64) -> String) -> Stri
 }
 
 /// The resolved target with what was asked for: "1.00 GiB (1024 MiB requested)".
-pub fn target(target_bytes: u64, p: Option<&RunParameters>) -> String {
+pub(crate) fn target(target_bytes: u64, p: Option<&RunParameters>) -> String {
     with_request(human::bytes(target_bytes), p)
 }
 
@@ -195,7 +195,7 @@ fn parameters(out: &mut String, indent: usize, p: &RunParameters) {
 
 /// A target profile in words: "50% for 30s, 1024 MiB for 1m 00s at 200.0 MiB/s; 3 times"
 /// (repeat 0: "until stopped").
-pub fn profile(phases: &[Phase], repeat: u32) -> String {
+pub(crate) fn profile(phases: &[Phase], repeat: u32) -> String {
     let steps: Vec<String> = phases
         .iter()
         .map(|p| {
@@ -224,7 +224,7 @@ pub fn profile(phases: &[Phase], repeat: u32) -> String {
 
 /// Where a run is in its profile: "phase 2/3, repetition 1/3"; a profile repeated until
 /// stopped: "phase 2/3, repetition 4 (until stopped)"; "-" before the first phase.
-pub fn phase_progress(p: Option<&PhaseProgress>) -> String {
+pub(crate) fn phase_progress(p: Option<&PhaseProgress>) -> String {
     match p {
         Some(p) if p.index > 0 => {
             let rep = if p.repeat == 0 {
@@ -239,7 +239,7 @@ pub fn phase_progress(p: Option<&PhaseProgress>) -> String {
 }
 
 /// The result of `start`.
-pub fn start(r: &StartResponse) -> String {
+pub(crate) fn start(r: &StartResponse) -> String {
     let mut out = format!("Started run {}\n", r.run_id);
     line(
         &mut out,
@@ -274,7 +274,7 @@ pub fn start(r: &StartResponse) -> String {
 }
 
 /// The result of `stop`.
-pub fn stop(r: &StopResponse) -> String {
+pub(crate) fn stop(r: &StopResponse) -> String {
     let mut out = if r.stopped {
         format!("Stopped run {} (now {})", r.run_id, state(r.state))
     } else {
@@ -288,7 +288,7 @@ pub fn stop(r: &StopResponse) -> String {
 }
 
 /// The result of `clear`.
-pub fn clear(r: &ClearResponse) -> String {
+pub(crate) fn clear(r: &ClearResponse) -> String {
     let mut out = String::new();
     if r.stopped_running {
         out.push_str("Stopped the running run first.\n");
@@ -314,13 +314,14 @@ pub fn clear(r: &ClearResponse) -> String {
 }
 
 /// Columns of a log line before its message: time, operation, RSS and working set.
-pub const LOG_PREFIX_WIDTH: usize = 45;
+#[cfg(test)]
+pub(crate) const LOG_PREFIX_WIDTH: usize = 45;
 
 /// One log entry as one aligned line that fits about 100 columns: time of day, a short label
 /// for the operation, the RSS and container working set in MiB, then the message:
 /// `06:05:01 HOLDING  RSS 1024.3  WS 1100.0 MiB  5000 searches, 1000/s; 115 s left`.
 /// (`--output json` keeps the proto's operation names.)
-pub fn log_entry(e: &LogEntry) -> String {
+pub(crate) fn log_entry(e: &LogEntry) -> String {
     let stamp = memstress_proto::time::format_unix_ms(e.timestamp_unix_ms);
     // "YYYY-MM-DDTHH:MM:SS.mmmZ": the time of day is characters 11..19.
     let time = stamp.get(11..19).unwrap_or(&stamp);
@@ -345,7 +346,7 @@ pub fn log_entry(e: &LogEntry) -> String {
 /// The short label of an operation in text log lines (at most 8 characters, so the fields
 /// after it line up): START, BUILD, BUILDING, REACHED, HOLD, HOLDING, HELD, COMPLETE, STOPPED,
 /// ERROR, CLEARED, MISSED, NOTICE, PHASE.
-pub fn operation_label(v: i32) -> String {
+pub(crate) fn operation_label(v: i32) -> String {
     let label = match Operation::try_from(v) {
         Ok(Operation::StressTestStart) => "START",
         Ok(Operation::BuildTreeStart) => "BUILD",
@@ -367,7 +368,7 @@ pub fn operation_label(v: i32) -> String {
 }
 
 /// The result of `health`: one `STATUS  service` line per checked service.
-pub fn health(checks: &[(String, i32)]) -> String {
+pub(crate) fn health(checks: &[(String, i32)]) -> String {
     let mut out = String::new();
     for (service, status) in checks {
         let name = if service.is_empty() {

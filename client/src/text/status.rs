@@ -152,7 +152,7 @@ fn run_rates(out: &mut String, s: &StatusResponse) {
 }
 
 /// The result of `status`.
-pub fn status(s: &StatusResponse) -> String {
+pub(crate) fn status(s: &StatusResponse) -> String {
     let mut out = String::new();
     let has_run = !s.run_id.is_empty();
     line(&mut out, 0, "state", state(s.state));

@@ -22,7 +22,7 @@ const MIN_REFRESH: Duration = Duration::from_millis(100);
 
 /// What one endpoint said in one poll.
 #[derive(Debug, Clone)]
-pub struct Sample {
+pub(crate) struct Sample {
     /// Stable key of the endpoint (its address, "10.0.0.7:50051").
     pub endpoint: String,
     /// Its Status, or why it could not be read.
@@ -32,7 +32,7 @@ pub struct Sample {
 }
 
 /// Where the view gets its data: every endpoint, polled once per call.
-pub trait Source: Send {
+pub(crate) trait Source: Send {
     /// Polls every endpoint once (in parallel, each bounded by a timeout). Endpoints that
     /// appeared since the last call are included; those that went away are not.
     fn poll(&mut self) -> Pin<Box<dyn Future<Output = Vec<Sample>> + Send + '_>>;
@@ -40,7 +40,7 @@ pub trait Source: Send {
 
 /// Options of the view.
 #[derive(Debug, Clone)]
-pub struct TopOptions {
+pub(crate) struct TopOptions {
     /// Time between polls.
     pub refresh: Duration,
     /// How much history the charts show.
@@ -48,7 +48,7 @@ pub struct TopOptions {
 }
 
 /// Runs the full-screen view until `q` or Ctrl-C, restoring the terminal on every exit path.
-pub async fn run(source: Box<dyn Source>, options: TopOptions) -> Result<(), CliError> {
+pub(crate) async fn run(source: Box<dyn Source>, options: TopOptions) -> Result<(), CliError> {
     let mut guard = terminal::TerminalGuard::enter()?;
     event_loop(&mut guard.terminal, source, &options).await
 }

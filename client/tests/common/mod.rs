@@ -1,19 +1,19 @@
 //! Shared by the client's end-to-end tests: runs the real `stressctl` binary.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
-pub mod stressd;
+pub(crate) mod stressd;
 
 use std::time::Duration;
 
 /// What one stressctl run gave.
-pub struct Run {
+pub(crate) struct Run {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
 }
 
 /// Runs `stressctl --addr ADDR ARGS…` (30 s at most).
-pub async fn stressctl(addr: &str, args: &[&str]) -> Run {
+pub(crate) async fn stressctl(addr: &str, args: &[&str]) -> Run {
     let out = tokio::time::timeout(
         Duration::from_secs(30),
         tokio::process::Command::new(env!("CARGO_BIN_EXE_stressctl"))
@@ -34,7 +34,7 @@ pub async fn stressctl(addr: &str, args: &[&str]) -> Run {
 }
 
 /// Runs `stressctl ARGS…` as given (30 s at most), STRESSCTL_ADDR unset.
-pub async fn stressctl_raw(args: &[&str]) -> Run {
+pub(crate) async fn stressctl_raw(args: &[&str]) -> Run {
     let out = tokio::time::timeout(
         Duration::from_secs(30),
         tokio::process::Command::new(env!("CARGO_BIN_EXE_stressctl"))
@@ -56,7 +56,7 @@ pub async fn stressctl_raw(args: &[&str]) -> Run {
 /// Reports a test that cannot run here and returns, so the caller can `return`: prints
 /// `SKIPPED: <test>: <reason>; run: <command>` and appends it to `$MEMSTRESS_SKIP_LOG` for the
 /// summary of scripts/test.sh. Under `CI=true` nothing may skip: it panics instead.
-pub fn skip(test: &str, reason: &str, command: &str) {
+pub(crate) fn skip(test: &str, reason: &str, command: &str) {
     let line = format!("SKIPPED: {test}: {reason}; run: {command}");
     assert!(
         std::env::var("CI").as_deref() != Ok("true"),

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// stressd beside stressctl: the workspace build puts every binary in one directory.
-pub fn stressd_path() -> PathBuf {
+pub(crate) fn stressd_path() -> PathBuf {
     let p = PathBuf::from(env!("CARGO_BIN_EXE_stressctl")).with_file_name("stressd");
     assert!(
         p.exists(),
@@ -19,7 +19,7 @@ pub fn stressd_path() -> PathBuf {
 }
 
 /// One stressd; killed (SIGKILL) when dropped.
-pub struct Stressd {
+pub(crate) struct Stressd {
     pub child: Child,
     /// The gRPC address as bound ("127.0.0.2:41234").
     pub grpc: String,
@@ -31,7 +31,7 @@ impl Stressd {
     /// Starts stressd with gRPC on `grpc` (HTTP on an ephemeral port of the same IP), history
     /// in `state_dir`, and POD_NAME `pod` when given. `None` if it did not come up (e.g. the
     /// port is taken).
-    pub fn start(grpc: &str, state_dir: &Path, pod: Option<&str>) -> Option<Self> {
+    pub(crate) fn start(grpc: &str, state_dir: &Path, pod: Option<&str>) -> Option<Self> {
         let ip = grpc.rsplit_once(':').map_or(grpc, |(ip, _)| ip);
         let mut cmd = Command::new(stressd_path());
         cmd.args(["--grpc-addr", grpc, "--http-addr", &format!("{ip}:0")])
@@ -76,7 +76,7 @@ impl Stressd {
     }
 
     /// SIGKILL, as the OOM killer or a node failure would.
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -89,7 +89,7 @@ impl Drop for Stressd {
 }
 
 /// A fresh empty directory under the system temp dir.
-pub fn temp_dir(tag: &str) -> PathBuf {
+pub(crate) fn temp_dir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("stressctl-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();

@@ -7,7 +7,7 @@
 //! engine.
 
 mod encode;
-pub mod process;
+pub(crate) mod process;
 
 use crate::engine::{Engine, StatusSnapshot};
 use process::{ProcessFacts, ProcessReader};
@@ -18,19 +18,19 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// The media type of [`Exporter::render`]'s output, for the HTTP `Content-Type`.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Renders the metrics of one stressd. Cheap to share (`Arc`); each render takes its own
 /// snapshot, so concurrent scrapes never block each other or the workload.
 #[derive(Debug)]
-pub struct Exporter {
+pub(crate) struct Exporter {
     registry: Registry,
 }
 
 impl Exporter {
     /// An exporter over `engine`, reading process facts under `fs_root` ("/" in production,
     /// a fixture tree in tests, like [`crate::engine::EngineConfig::fs_root`]).
-    pub fn new(engine: Arc<Engine>, fs_root: PathBuf) -> Self {
+    pub(crate) fn new(engine: Arc<Engine>, fs_root: PathBuf) -> Self {
         let mut registry = Registry::default();
         registry.register_collector(Box::new(StressCollector {
             engine,
@@ -41,7 +41,7 @@ impl Exporter {
 
     /// One scrape: the OpenMetrics text, ending with `# EOF`. Reads `/proc` and cgroup files,
     /// so async callers should run it on a blocking thread.
-    pub fn render(&self) -> Result<String, std::fmt::Error> {
+    pub(crate) fn render(&self) -> Result<String, std::fmt::Error> {
         let mut out = String::with_capacity(8 << 10);
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
@@ -50,7 +50,7 @@ impl Exporter {
 
 /// Everything one scrape reports, read once at its start.
 #[derive(Debug, Clone)]
-pub struct Scrape {
+pub(crate) struct Scrape {
     /// The same snapshot Status answers from.
     pub status: StatusSnapshot,
     /// Log entries published so far.
@@ -63,7 +63,7 @@ pub struct Scrape {
 
 impl Scrape {
     /// Reads the engine, its log hub and the process now.
-    pub fn take(engine: &Engine, process: &ProcessReader) -> Self {
+    pub(crate) fn take(engine: &Engine, process: &ProcessReader) -> Self {
         let logs = engine.logs();
         Self {
             status: engine.status(),
@@ -74,7 +74,10 @@ impl Scrape {
     }
 
     /// Writes every metric family of this scrape (without the `# EOF` trailer).
-    pub fn encode(&self, encoder: &mut DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+    pub(crate) fn encode(
+        &self,
+        encoder: &mut DescriptorEncoder<'_>,
+    ) -> Result<(), std::fmt::Error> {
         encode::all(self, encoder)
     }
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 /// What one scrape reads about the process (each `None` when unreadable).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct ProcessFacts {
+pub(crate) struct ProcessFacts {
     /// Start time, seconds since the Unix epoch (as the Go and Python clients export it), so
     /// a dashboard can tell restarts apart and `time() - start` gives the uptime.
     pub start_time_seconds: Option<f64>,
@@ -18,7 +18,7 @@ pub struct ProcessFacts {
 
 /// Reads [`ProcessFacts`] under a filesystem root ("/" in production).
 #[derive(Debug, Clone)]
-pub struct ProcessReader {
+pub(crate) struct ProcessReader {
     self_stat: PathBuf,
     proc_stat: PathBuf,
     fd_dir: PathBuf,
@@ -27,14 +27,14 @@ pub struct ProcessReader {
 
 impl ProcessReader {
     /// Reader for `<root>/proc/self/stat`, `<root>/proc/stat` and `<root>/proc/self/fd`.
-    pub fn new(root: &Path) -> Self {
+    pub(crate) fn new(root: &Path) -> Self {
         // SAFETY: sysconf has no preconditions.
         let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
         Self::with_clock_ticks(root, u64::try_from(ticks).ok().filter(|t| *t > 0))
     }
 
     /// As [`Self::new`] with a given `CLK_TCK` (tests pin it; `None` = unknown).
-    pub fn with_clock_ticks(root: &Path, clock_ticks_per_second: Option<u64>) -> Self {
+    pub(crate) fn with_clock_ticks(root: &Path, clock_ticks_per_second: Option<u64>) -> Self {
         Self {
             self_stat: root.join("proc/self/stat"),
             proc_stat: root.join("proc/stat"),
@@ -44,7 +44,7 @@ impl ProcessReader {
     }
 
     /// Reads the facts now (three small reads; no panics, `None` for what is unreadable).
-    pub fn read(&self) -> ProcessFacts {
+    pub(crate) fn read(&self) -> ProcessFacts {
         ProcessFacts {
             start_time_seconds: self.start_time_seconds(),
             open_fds: count_entries(&self.fd_dir),

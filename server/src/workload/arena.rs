@@ -21,7 +21,7 @@ pub(crate) const SLAB_BYTES: usize = 256 << 20;
 /// Slabs are aligned to this so transparent huge pages can back them.
 const HUGE_ALIGN: usize = 2 << 20;
 /// Page granularity of residency, stamping and release.
-pub const PAGE: usize = 4096;
+pub(crate) const PAGE: usize = 4096;
 /// Largest payload one carve hands out (offsets and lengths are stored as `u32`).
 pub(crate) const MAX_PAYLOAD: usize = 1 << 30;
 
@@ -102,7 +102,7 @@ impl Drop for Slab {
 
 /// Where the transparent-huge-page request stands for an arena.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HugePages {
+pub(crate) enum HugePages {
     /// Not asked for.
     Off,
     /// `MADV_HUGEPAGE` accepted on every slab so far.

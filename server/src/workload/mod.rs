@@ -17,7 +17,7 @@ mod tests;
 mod tree;
 mod tree_workload;
 
-pub use arena::{HugePages, PAGE};
+pub(crate) use arena::{HugePages, PAGE};
 
 /// Which structure holds the memory.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -60,7 +60,7 @@ impl WorkloadKind {
 
 /// Growing failed: the OS or the allocator refused memory.
 #[derive(Debug, thiserror::Error)]
-pub enum WorkloadError {
+pub(crate) enum WorkloadError {
     /// `mmap` refused a new payload slab (address-space limit, overcommit policy).
     #[error("mmap of a {bytes}-byte payload slab failed: {source}")]
     Map {
@@ -97,7 +97,7 @@ pub enum WorkloadError {
 
 /// What a workload holds now.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counters {
+pub(crate) struct Counters {
     /// Items: tree or list nodes, hash entries, matrix blocks.
     pub items: u64,
     /// Payload bytes carved and held.
@@ -108,7 +108,7 @@ pub struct Counters {
 
 /// What a batch of hold operations did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct HoldStep {
+pub(crate) struct HoldStep {
     /// Activity in the kind's unit (see [`WorkloadKind::activity_unit`]).
     pub activity: u64,
     /// Operations that found what they looked for (tree searches and hash lookups of a held
@@ -118,7 +118,7 @@ pub struct HoldStep {
 
 /// Settings fixed for a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WorkloadConfig {
+pub(crate) struct WorkloadConfig {
     /// Payload bytes per item (the last one may be cut to fit a target).
     pub payload_bytes: usize,
     /// Ask for transparent huge pages.
@@ -126,7 +126,7 @@ pub struct WorkloadConfig {
 }
 
 /// A structure that holds payload memory. Object safe: the engine holds a `Box<dyn Workload>`.
-pub trait Workload: Send + std::fmt::Debug {
+pub(crate) trait Workload: Send + std::fmt::Debug {
     /// Which structure this is.
     fn kind(&self) -> WorkloadKind;
 
@@ -162,7 +162,7 @@ pub trait Workload: Send + std::fmt::Debug {
 }
 
 /// The structure of `kind`, empty, with its own arena.
-pub fn new_workload(kind: WorkloadKind, config: WorkloadConfig) -> Box<dyn Workload> {
+pub(crate) fn new_workload(kind: WorkloadKind, config: WorkloadConfig) -> Box<dyn Workload> {
     let rng = Rng::from_os();
     match kind {
         WorkloadKind::Tree => Box::new(tree_workload::TreeWorkload::new(config, rng)),

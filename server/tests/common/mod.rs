@@ -11,13 +11,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 
-pub const MIB: u64 = 1 << 20;
+pub(crate) const MIB: u64 = 1 << 20;
 
 /// Reports a test that cannot run here (it needs root or a kernel feature) and returns, so
 /// the caller can `return`: prints `SKIPPED: <reason>; run: <command>` and appends it to
 /// `$MEMSTRESS_SKIP_LOG` for the summary of scripts/test.sh. Under `CI=true` nothing may
 /// skip: it panics with the same words instead.
-pub fn skip(test: &str, reason: &str, command: &str) {
+pub(crate) fn skip(test: &str, reason: &str, command: &str) {
     let line = format!("SKIPPED: {test}: {reason}; run: {command}");
     assert!(
         std::env::var("CI").as_deref() != Ok("true"),
@@ -34,14 +34,14 @@ pub fn skip(test: &str, reason: &str, command: &str) {
 }
 
 /// True when this process runs as root.
-pub fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
 
 /// Path of a workspace binary: stressd is ours; stressctl is built beside it by the
 /// workspace build that the test command runs first.
-pub fn bin(name: &str) -> PathBuf {
+pub(crate) fn bin(name: &str) -> PathBuf {
     let stressd = PathBuf::from(env!("CARGO_BIN_EXE_stressd"));
     if name == "stressd" {
         return stressd;
@@ -55,7 +55,7 @@ pub fn bin(name: &str) -> PathBuf {
     p
 }
 
-pub struct Stressd {
+pub(crate) struct Stressd {
     pub child: Child,
     pub grpc: String,
     pub http: String,
@@ -63,13 +63,13 @@ pub struct Stressd {
 }
 
 impl Stressd {
-    pub fn spawn() -> Self {
+    pub(crate) fn spawn() -> Self {
         Self::spawn_with(|_| {})
     }
 
     /// Starts stressd through `sh -c` so a test can prefix shell setup (e.g. joining a cgroup)
     /// before the exec.
-    pub fn spawn_with(configure: impl FnOnce(&mut Command)) -> Self {
+    pub(crate) fn spawn_with(configure: impl FnOnce(&mut Command)) -> Self {
         let mut cmd = Command::new(bin("stressd"));
         cmd.args(["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
             .env_remove("MEMORY_LIMIT_BYTES")
@@ -79,7 +79,7 @@ impl Stressd {
         Self::from_command(cmd)
     }
 
-    pub fn from_command(mut cmd: Command) -> Self {
+    pub(crate) fn from_command(mut cmd: Command) -> Self {
         let mut child = cmd.spawn().expect("spawn stressd");
         let stdout = child.stdout.take().expect("stdout");
         let lines = Arc::new(Mutex::new(Vec::new()));
@@ -114,35 +114,35 @@ impl Stressd {
         }
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.grpc)
     }
 
-    pub async fn client(&self) -> StressServiceClient<Channel> {
+    pub(crate) async fn client(&self) -> StressServiceClient<Channel> {
         StressServiceClient::connect(self.url())
             .await
             .expect("connect")
     }
 
-    pub fn channel_url(&self) -> String {
+    pub(crate) fn channel_url(&self) -> String {
         self.url()
     }
 
     /// VmRSS of stressd from /proc/<pid>/status, bytes.
-    pub fn rss(&self) -> u64 {
+    pub(crate) fn rss(&self) -> u64 {
         rss_of(self.pid())
     }
 
-    pub fn stdout_text(&self) -> String {
+    pub(crate) fn stdout_text(&self) -> String {
         self.lines.lock().unwrap().join("\n")
     }
 
     /// Waits until a stdout line contains `needle` and returns it.
-    pub fn wait_line(&self, needle: &str) -> String {
+    pub(crate) fn wait_line(&self, needle: &str) -> String {
         let t0 = Instant::now();
         loop {
             if let Some(l) = self.stdout_text().lines().find(|l| l.contains(needle)) {
@@ -157,7 +157,7 @@ impl Stressd {
         }
     }
 
-    pub fn signal(&self, sig: i32) {
+    pub(crate) fn signal(&self, sig: i32) {
         // SAFETY: plain kill(2) on our own child.
         unsafe {
             libc::kill(self.pid() as i32, sig);
@@ -174,7 +174,7 @@ impl Drop for Stressd {
 
 /// One HTTP/1.1 GET on a fresh connection (closed after the answer): status line, headers
 /// and body as text.
-pub fn http_get(addr: &str, path: &str) -> String {
+pub(crate) fn http_get(addr: &str, path: &str) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     write!(
@@ -187,7 +187,7 @@ pub fn http_get(addr: &str, path: &str) -> String {
     out
 }
 
-pub fn rss_of(pid: u32) -> u64 {
+pub(crate) fn rss_of(pid: u32) -> u64 {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     text.lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -195,14 +195,14 @@ pub fn rss_of(pid: u32) -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-pub fn start_mb(mb: u64) -> pb::StartRequest {
+pub(crate) fn start_mb(mb: u64) -> pb::StartRequest {
     pb::StartRequest {
         target: Some(pb::start_request::Target::MemoryMb(mb)),
         ..Default::default()
     }
 }
 
-pub async fn status(c: &mut StressServiceClient<Channel>) -> pb::StatusResponse {
+pub(crate) async fn status(c: &mut StressServiceClient<Channel>) -> pb::StatusResponse {
     c.status(pb::StatusRequest {})
         .await
         .expect("status")
@@ -210,7 +210,7 @@ pub async fn status(c: &mut StressServiceClient<Channel>) -> pb::StatusResponse 
 }
 
 /// Polls Status until `pred` holds, panicking after `timeout`.
-pub async fn wait_for(
+pub(crate) async fn wait_for(
     c: &mut StressServiceClient<Channel>,
     timeout: Duration,
     what: &str,
@@ -230,12 +230,12 @@ pub async fn wait_for(
     }
 }
 
-pub fn state(s: &pb::StatusResponse) -> pb::State {
+pub(crate) fn state(s: &pb::StatusResponse) -> pb::State {
     pb::State::try_from(s.state).unwrap_or(pb::State::Unspecified)
 }
 
 /// Polls until `pred(rss)` holds or `timeout` passes; returns the last RSS seen.
-pub fn wait_rss(pid: u32, timeout: Duration, pred: impl Fn(u64) -> bool) -> u64 {
+pub(crate) fn wait_rss(pid: u32, timeout: Duration, pred: impl Fn(u64) -> bool) -> u64 {
     let t0 = Instant::now();
     loop {
         let r = rss_of(pid);
@@ -247,7 +247,7 @@ pub fn wait_rss(pid: u32, timeout: Duration, pred: impl Fn(u64) -> bool) -> u64 
 }
 
 /// Runs stressctl against `addr`, returning (exit code, stdout, stderr).
-pub fn stressctl(addr: &str, args: &[&str]) -> (i32, String, String) {
+pub(crate) fn stressctl(addr: &str, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(bin("stressctl"))
         .arg("--addr")
         .arg(addr)
@@ -263,7 +263,7 @@ pub fn stressctl(addr: &str, args: &[&str]) -> (i32, String, String) {
 }
 
 /// Waits until the state is `want`.
-pub async fn wait_state(
+pub(crate) async fn wait_state(
     c: &mut StressServiceClient<Channel>,
     want: pb::State,
     timeout: Duration,
@@ -272,7 +272,7 @@ pub async fn wait_state(
 }
 
 /// Every log entry still kept (WatchLogs without follow).
-pub async fn kept_logs(c: &mut StressServiceClient<Channel>) -> Vec<pb::LogEntry> {
+pub(crate) async fn kept_logs(c: &mut StressServiceClient<Channel>) -> Vec<pb::LogEntry> {
     let mut stream = c
         .watch_logs(pb::WatchLogsRequest {
             from_sequence: 0,
