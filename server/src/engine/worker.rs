@@ -113,6 +113,12 @@ impl Worker {
     fn enter_phase(&self, index: usize, count: usize, rep: u32, ph: &PlannedPhase, profile: bool) {
         let s = &self.shared;
         let commit = || {
+            // BUILDING first: Status reads without a lock, and a reader that lands between
+            // the two steps then sees the old phase still moving, never the new phase index
+            // reported as SEARCHING at the old phase's level.
+            if s.state() == State::Searching {
+                s.transition(State::Building);
+            }
             let c = &s.phase;
             c.index
                 .store(u32::try_from(index).unwrap_or(u32::MAX), Ordering::Release);
@@ -122,9 +128,6 @@ impl Worker {
                 u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
             });
             c.hold_ms.store(hold_ms, Ordering::Release);
-            if s.state() == State::Searching {
-                s.transition(State::Building);
-            }
         };
         if profile {
             let msg = messages::phase_start(index, count, rep, s.plan.repeat, ph);
