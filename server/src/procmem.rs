@@ -92,9 +92,14 @@ pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets allocator parameters.
     unsafe {
-        libc::mallopt(libc::M_TOP_PAD, 16 << 20);
+        libc::mallopt(libc::M_TOP_PAD, TOP_PAD);
     }
 }
+
+/// glibc's `M_TOP_PAD` as [`tune_allocator`] sets it (the workload's heap give-back lowers it
+/// while freeing and restores this).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub(crate) const TOP_PAD: libc::c_int = 16 << 20;
 
 /// Gives freed heap memory back to the OS. Tree nodes are small malloc blocks that glibc would
 /// otherwise keep in its free lists (and per-thread arenas) forever.

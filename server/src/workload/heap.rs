@@ -15,9 +15,8 @@
 //! so each structure keeps an [`ArenaProbe`]: a block allocated by the building thread and
 //! freed last, whose free merges the arena's free chunks and trims its top.
 
-/// What `procmem::tune_allocator` sets `M_TOP_PAD` to (restored afterwards).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-const TOP_PAD: libc::c_int = 16 << 20;
+use crate::procmem::TOP_PAD;
 /// A `free` of at least this much (glibc's FASTBIN_CONSOLIDATION_THRESHOLD, 64 KiB) trims the
 /// top of the freeing thread's arena; below the 128 KiB mmap threshold, so it comes from there.
 const TRIM_PROBE: usize = 96 << 10;
