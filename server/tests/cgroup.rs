@@ -23,9 +23,11 @@
 mod common;
 use common::*;
 use memstress_proto::v1 as pb;
+use memstress_proto::v1::stress_service_client::StressServiceClient;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use tonic::transport::Channel;
 
 const LIMIT: u64 = 512 * MIB;
 const TEST_COMMAND: &str = "cargo test -p memstress-server --test cgroup";
@@ -476,6 +478,78 @@ impl Drop for Hog {
     }
 }
 
+/// CONTAINER scope with `workload`: the working set is brought to half the limit and held
+/// there while a neighbour process in the same cgroup takes 100 MiB (the hold gives that much
+/// back), with keep hot on and the hold activity paced.
+async fn container_hold(
+    d: &Stressd,
+    c: &mut StressServiceClient<Channel>,
+    cg: &TestCgroup,
+    workload: pb::Workload,
+) {
+    c.start(pb::StartRequest {
+        target: Some(pb::start_request::Target::MemoryPercent(50.0)),
+        duration_seconds: Some(0),
+        scope: pb::Scope::Container as i32,
+        workload: workload as i32,
+        keep_hot: true,
+        search_rate: Some(500),
+        log_interval_seconds: Some(1),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    wait_state(c, pb::State::Searching, Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let s = status(c).await;
+    let ws0 = s.container.as_ref().unwrap().working_set_bytes.unwrap();
+    let rss0 = d.rss();
+    assert!(within(ws0, LIMIT / 2, 5.0), "working set {ws0}");
+    let hog = Hog(cg
+        .command(
+            Path::new("python3"),
+            &[
+                "-c",
+                "import sys,time; b = b'x' * (100 << 20); print('ok', flush=True); time.sleep(120)",
+            ],
+        )
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 for the second process"));
+    // wait until the hog holds its memory and the hold has reacted
+    let t0 = Instant::now();
+    let (ws1, rss1) = loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let s = status(c).await;
+        let ws = s.container.as_ref().unwrap().working_set_bytes.unwrap();
+        let rss = d.rss();
+        if rss + 80 * MIB <= rss0 && within(ws, LIMIT / 2, 2.0) {
+            break (ws, rss);
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "{workload:?} hold did not shrink: ws {ws} rss {rss} (before: ws {ws0} rss {rss0})"
+        );
+    };
+    println!(
+        "container hold ({workload:?}): working set {:.1} -> {:.1} MiB, stressd RSS {:.1} -> {:.1} MiB with a 100 MiB neighbour",
+        ws0 as f64 / MIB as f64,
+        ws1 as f64 / MIB as f64,
+        rss0 as f64 / MIB as f64,
+        rss1 as f64 / MIB as f64
+    );
+    let s = status(c).await;
+    assert_eq!(s.workload, workload as i32);
+    assert!(
+        s.searches > 0,
+        "{workload:?}: the hold ran ({} {})",
+        s.searches,
+        s.activity_unit
+    );
+    drop(hog);
+    c.clear(pb::ClearRequest {}).await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stressd_in_a_512mib_memory_cgroup() {
     let Some(cg) = test_cgroup_or_skip(LIMIT) else {
@@ -534,56 +608,16 @@ async fn stressd_in_a_512mib_memory_cgroup() {
     assert!(within(landed, LIMIT / 2, 5.0), "RSS {landed}");
     c.clear(pb::ClearRequest {}).await.unwrap();
 
-    // 3. CONTAINER scope holds the working set while another process takes 100 MiB
-    c.start(pb::StartRequest {
-        target: Some(pb::start_request::Target::MemoryPercent(50.0)),
-        duration_seconds: Some(0),
-        scope: pb::Scope::Container as i32,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    wait_state(&mut c, pb::State::Searching, Duration::from_secs(20)).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let s = status(&mut c).await;
-    let ws0 = s.container.as_ref().unwrap().working_set_bytes.unwrap();
-    let rss0 = d.rss();
-    assert!(within(ws0, LIMIT / 2, 5.0), "working set {ws0}");
-    let hog = Hog(cg
-        .command(
-            Path::new("python3"),
-            &[
-                "-c",
-                "import sys,time; b = b'x' * (100 << 20); print('ok', flush=True); time.sleep(120)",
-            ],
-        )
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3 for the second process"));
-    // wait until the hog holds its memory and the hold has reacted
-    let t0 = Instant::now();
-    let (ws1, rss1) = loop {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let s = status(&mut c).await;
-        let ws = s.container.as_ref().unwrap().working_set_bytes.unwrap();
-        let rss = d.rss();
-        if rss + 80 * MIB <= rss0 && within(ws, LIMIT / 2, 2.0) {
-            break (ws, rss);
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(15),
-            "hold did not shrink: ws {ws} rss {rss} (before: ws {ws0} rss {rss0})"
-        );
-    };
-    println!(
-        "container hold: working set {:.1} -> {:.1} MiB, stressd RSS {:.1} -> {:.1} MiB with a 100 MiB neighbour",
-        ws0 as f64 / MIB as f64,
-        ws1 as f64 / MIB as f64,
-        rss0 as f64 / MIB as f64,
-        rss1 as f64 / MIB as f64
-    );
-    drop(hog);
-    c.clear(pb::ClearRequest {}).await.unwrap();
+    // 3. CONTAINER scope holds the working set while another process takes 100 MiB, for
+    //    every workload, with keep hot and a paced hold running all the while
+    for workload in [
+        pb::Workload::Tree,
+        pb::Workload::List,
+        pb::Workload::Hash,
+        pb::Workload::Matrix,
+    ] {
+        container_hold(&d, &mut c, &cg, workload).await;
+    }
 
     // 4. a target at or above the limit is refused
     let err = c.start(start_mb(600)).await.unwrap_err();
