@@ -49,11 +49,15 @@ pub(crate) fn print_entry(
     e: &LogEntry,
 ) -> io::Result<()> {
     match output {
-        OutputFormat::Text => print_line(&format!(
-            "{}  {}",
-            painter.name(name, width),
-            text::log_entry(e)
-        )),
+        OutputFormat::Text => {
+            // Every line of a wrapped entry carries the name, so a grep for a pod finds it all.
+            let name = painter.name(name, width);
+            let mut out = String::new();
+            for line in text::log_entry_lines(e) {
+                out.push_str(&format!("{name}  {line}\n"));
+            }
+            print_line(&out)
+        }
         OutputFormat::Json => {
             let mut doc = j::log_entry(e);
             if let Value::Object(m) = &mut doc {

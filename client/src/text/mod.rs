@@ -314,14 +314,26 @@ pub(crate) fn clear(r: &ClearResponse) -> String {
 }
 
 /// Columns of a log line before its message: time, operation, RSS and working set.
-#[cfg(test)]
-pub(crate) const LOG_PREFIX_WIDTH: usize = 45;
+const LOG_PREFIX_WIDTH: usize = 45;
+/// Text log lines wrap their message to stay within this many columns.
+const LOG_WIDTH: usize = 100;
 
-/// One log entry as one aligned line that fits about 100 columns: time of day, a short label
-/// for the operation, the RSS and container working set in MiB, then the message:
+/// One log entry in lines of at most 100 columns: time of day, a short label for the
+/// operation, the RSS and container working set in MiB, then the message, word-wrapped with
+/// continuation lines indented to the message column:
 /// `06:05:01 HOLDING  RSS 1024.3  WS 1100.0 MiB  5000 searches, 1000/s; 115 s left`.
-/// (`--output json` keeps the proto's operation names.)
+/// (`--output json` keeps one document per entry and the proto's operation names.)
 pub(crate) fn log_entry(e: &LogEntry) -> String {
+    let mut out = String::new();
+    for line in log_entry_lines(e) {
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+/// [`log_entry`] as its lines, without newlines (for callers that prefix every line).
+pub(crate) fn log_entry_lines(e: &LogEntry) -> Vec<String> {
     let stamp = memstress_proto::time::format_unix_ms(e.timestamp_unix_ms);
     // "YYYY-MM-DDTHH:MM:SS.mmmZ": the time of day is characters 11..19.
     let time = stamp.get(11..19).unwrap_or(&stamp);
@@ -329,18 +341,57 @@ pub(crate) fn log_entry(e: &LogEntry) -> String {
         Some(ws) => format!("RSS {:>6.1}  WS {ws:>6.1} MiB", e.memory_mb),
         None => format!("RSS {:>6.1} MiB", e.memory_mb),
     };
-    let mut out = format!(
-        "{time} {:<8} {memory:<25}  {}",
-        operation_label(e.operation),
-        e.message
-    );
+    let prefix = format!("{time} {:<8} {memory:<25}  ", operation_label(e.operation));
+    let mut message = e.message.clone();
     if e.operation == Operation::LogEntriesMissed as i32 {
-        let _ = write!(out, " ({} entries missed)", human::thousands(e.missed));
+        let _ = write!(message, " ({} entries missed)", human::thousands(e.missed));
     }
-    let trimmed = out.trim_end().len();
-    out.truncate(trimmed);
-    out.push('\n');
-    out
+    // A number past 9999.9 MiB widens the prefix; the message column moves with it.
+    let indent = prefix.chars().count().max(LOG_PREFIX_WIDTH);
+    let width = LOG_WIDTH.saturating_sub(indent).max(20);
+    let mut lines = Vec::new();
+    for (i, chunk) in wrap_words(&message, width).into_iter().enumerate() {
+        let lead = if i == 0 {
+            prefix.clone()
+        } else {
+            " ".repeat(indent)
+        };
+        lines.push(format!("{lead}{chunk}").trim_end().to_owned());
+    }
+    lines
+}
+
+/// Splits `text` into lines of at most `width` characters at spaces; a word longer than
+/// `width` is cut. Always at least one (possibly empty) line.
+fn wrap_words(text: &str, width: usize) -> Vec<String> {
+    let mut lines = vec![String::new()];
+    for word in text.split_whitespace() {
+        let mut word: Vec<char> = word.chars().collect();
+        while let Some(cur) = lines.last_mut() {
+            let used = cur.chars().count();
+            let gap = usize::from(used > 0);
+            if used + gap + word.len() <= width {
+                if gap == 1 {
+                    cur.push(' ');
+                }
+                cur.extend(word.iter());
+                break;
+            }
+            if used > 0 {
+                lines.push(String::new());
+                continue;
+            }
+            // A word wider than a whole line: cut it.
+            let rest = word.split_off(width.min(word.len()));
+            cur.extend(word.iter());
+            word = rest;
+            if word.is_empty() {
+                break;
+            }
+            lines.push(String::new());
+        }
+    }
+    lines
 }
 
 /// The short label of an operation in text log lines (at most 8 characters, so the fields

@@ -208,35 +208,59 @@ fn log_lines() {
     );
 }
 
-/// Every operation's line lines up, and with a message of 55 characters (stressd keeps its
-/// progress messages about that short) fits 100 columns.
+/// Every operation's line lines up at the message column, and a message of any length wraps
+/// at word boundaries so that no line passes 100 columns and no word is lost.
 #[test]
 fn log_lines_fit_100_columns() {
-    let message = "reached 1024.0 MiB in 2.5 s (409.6 MiB/s); 10486 nodes";
-    assert!(message.len() <= 100 - LOG_PREFIX_WIDTH);
+    let short = "reached 1024.0 MiB in 2.5 s (409.6 MiB/s); 10486 nodes";
+    let long = "target 256 MiB of process RSS, hold 5 s; limit 4096.0 MiB (--memory-limit); \
+                tree, payload 100 KiB, full speed, 1000 searches/s (by 127.0.0.1:55690, \
+                credential none) and_a_very_long_word_that_is_wider_than_any_line_could_ever_be_so_it_is_cut";
     // 0 (OPERATION_UNSPECIFIED) is never sent.
     for op in 1..=14 {
         for ws in [None, Some(9_876.5)] {
-            let e = LogEntry {
-                timestamp_unix_ms: 1_795_759_501_123,
-                operation: op,
-                memory_mb: 9_999.9,
-                working_set_mb: ws,
-                message: message.into(),
-                ..LogEntry::default()
-            };
-            let line = log_entry(&e);
-            let line = line.trim_end();
-            assert_eq!(line.find(message), Some(LOG_PREFIX_WIDTH), "{line}");
-            // LOG_ENTRIES_MISSED appends its count to the message.
-            let limit = if op == Operation::LogEntriesMissed as i32 {
-                120
-            } else {
-                100
-            };
-            let columns = line.chars().count();
-            assert!(columns <= limit, "{columns} columns: {line}");
-            assert!(!line.contains("MB "), "MiB everywhere: {line}");
+            for message in [short, long] {
+                let e = LogEntry {
+                    timestamp_unix_ms: 1_795_759_501_123,
+                    operation: op,
+                    memory_mb: 9_999.9,
+                    working_set_mb: ws,
+                    message: message.into(),
+                    missed: 3,
+                    ..LogEntry::default()
+                };
+                let text = log_entry(&e);
+                let lines: Vec<&str> = text.lines().collect();
+                assert_eq!(
+                    lines[0].find(message.split(' ').next().unwrap()),
+                    Some(LOG_PREFIX_WIDTH),
+                    "{text}"
+                );
+                for l in &lines {
+                    let columns = l.chars().count();
+                    assert!(columns <= 100, "{columns} columns: {l}");
+                    assert!(!l.contains("MB "), "MiB everywhere: {l}");
+                }
+                for l in &lines[1..] {
+                    assert!(l.starts_with(&" ".repeat(LOG_PREFIX_WIDTH)), "{text}");
+                    assert!(!l[LOG_PREFIX_WIDTH..].starts_with(' '), "{text}");
+                }
+                let words: String = lines
+                    .iter()
+                    .map(|l| l.get(LOG_PREFIX_WIDTH..).unwrap_or(""))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let squash = |s: &str| s.split_whitespace().collect::<String>();
+                let mut want = message.to_owned();
+                if op == Operation::LogEntriesMissed as i32 {
+                    want.push_str(" (3 entries missed)");
+                }
+                assert_eq!(squash(&words), squash(&want), "{text}");
+                // The short message fits on its line (MISSED appends its count and may wrap).
+                if op != Operation::LogEntriesMissed as i32 {
+                    assert_eq!(lines.len() > 1, message == long, "{text}");
+                }
+            }
         }
     }
 }

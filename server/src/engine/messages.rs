@@ -228,9 +228,10 @@ pub(crate) fn target_reached(
         c.items,
         items_name(kind)
     );
-    // The structure's own words only where the line stays readable beside a client's prefix.
+    // The structure's own words only where the line still fits one client line (stressctl
+    // leaves 55 columns for the message before it wraps).
     let with_shape = format!("{line}, {shape}");
-    if shape.is_empty() || with_shape.chars().count() > 64 {
+    if shape.is_empty() || with_shape.chars().count() > 55 {
         line
     } else {
         with_shape
@@ -288,7 +289,7 @@ pub(crate) fn hold_complete(activity: u64, hits: u64, secs: f64, kind: WorkloadK
         WorkloadKind::List | WorkloadKind::Matrix => String::new(),
     };
     format!(
-        "hold complete: {} {}{hits} in {secs:.1} s, {}/s",
+        "held: {} {}{hits} in {secs:.1} s, {}/s",
         count(activity as f64),
         kind.activity_unit(),
         count(activity as f64 / secs.max(1e-9))
