@@ -77,13 +77,14 @@ where
 }
 
 /// Asks Status who answers (for the endpoint's name; a refused or failed Status leaves it
-/// unnamed), then runs `call`.
+/// unnamed) while `call` runs on the same connection, so an endpoint costs one `--timeout`
+/// for its calls, not two.
 pub(crate) async fn identified<T>(
     ctx: &Ctx,
     call: impl Future<Output = Result<T, CliError>>,
 ) -> (Option<Instance>, Result<T, CliError>) {
-    let instance = ctx.status_call().await.ok().and_then(|s| s.instance);
-    (instance, call.await)
+    let (status, result) = tokio::join!(ctx.status_call(), call);
+    (status.ok().and_then(|s| s.instance), result)
 }
 
 /// How one endpoint fared, for the exit code.
