@@ -157,11 +157,19 @@ async fn an_unusable_state_dir_degrades_to_memory_and_serves() {
     let h = status(&mut c).await.history.unwrap();
     assert_eq!(h.mode, pb::HistoryMode::Memory as i32);
     assert!(h.reason.contains("a-file"), "reason names the dir: {h:?}");
-    let text = d.stdout_text();
-    assert!(
-        notices(&text).iter().any(|l| l.contains("memory")),
-        "a NOTICE says history is memory-only:\n{text}"
-    );
+    // The stdout printer is a thread of its own: the NOTICE may land just after Status answers.
+    let t0 = Instant::now();
+    loop {
+        let text = d.stdout_text();
+        if notices(&text).iter().any(|l| l.contains("memory")) {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "a NOTICE says history is memory-only:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     c.start(start_mb(16)).await.unwrap();
     c.stop(pb::StopRequest {}).await.unwrap();
     let runs = c
