@@ -393,24 +393,7 @@ async fn dns_name_resolves_to_every_endpoint_and_follow_survives_a_restart() {
     row(&r.stdout, "TOTAL 3/3");
 
     // A long run on fleet-b, so killing it leaves a run the next process closes as killed.
-    let r = stressctl_raw(&[
-        "--addr",
-        &fleet.addr(1),
-        "start",
-        "--memory-mb",
-        "20",
-        "--duration",
-        "0",
-    ])
-    .await;
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    let run_id = r
-        .stdout
-        .lines()
-        .next()
-        .unwrap()
-        .trim_start_matches("Started run ")
-        .to_owned();
+    let run_id = start_20_mib(&fleet.addr(1), "0").await;
 
     let mut follower = Command::new(env!("CARGO_BIN_EXE_stressctl"))
         .env_remove("STRESSCTL_ADDR")
@@ -441,24 +424,7 @@ async fn dns_name_resolves_to_every_endpoint_and_follow_survives_a_restart() {
     );
 
     // The new process is followed: a run started on it shows up under its name.
-    let r = stressctl_raw(&[
-        "--addr",
-        &fleet.addr(1),
-        "start",
-        "--memory-mb",
-        "20",
-        "--duration",
-        "5",
-    ])
-    .await;
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    let new_run = r
-        .stdout
-        .lines()
-        .next()
-        .unwrap()
-        .trim_start_matches("Started run ")
-        .to_owned();
+    let new_run = start_20_mib(&fleet.addr(1), "5").await;
     assert_ne!(new_run, run_id);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -524,4 +490,25 @@ fn sigint(pid: u32) {
         .status()
         .is_ok_and(|s| s.success());
     assert!(ok, "kill -INT {pid}");
+}
+
+/// Starts a 20 MiB run held `duration` seconds on one endpoint; returns its run id.
+async fn start_20_mib(addr: &str, duration: &str) -> String {
+    let r = stressctl_raw(&[
+        "--addr",
+        addr,
+        "start",
+        "--memory-mb",
+        "20",
+        "--duration",
+        duration,
+    ])
+    .await;
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    r.stdout
+        .lines()
+        .next()
+        .unwrap()
+        .trim_start_matches("Started run ")
+        .to_owned()
 }
