@@ -6,85 +6,24 @@
 mod common;
 use common::*;
 use memstress_proto::v1 as pb;
-use memstress_proto::v1::stress_service_client::StressServiceClient;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-/// A stressd whose stdout lines are collected as they come.
-struct Proc {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Proc {
-    fn spawn(args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut cmd = Command::new(bin("stressd"));
-        cmd.args(["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
-            .args(args)
-            .env_remove("MEMORY_LIMIT_BYTES")
+/// A stressd with `args` and the downward-API variables `env` (none of the caller's own).
+fn spawn(args: &[&str], env: &[(&str, &str)]) -> Stressd {
+    Stressd::spawn_with(|cmd| {
+        cmd.args(args)
             .env_remove("POD_NAME")
             .env_remove("POD_NAMESPACE")
-            .env_remove("NODE_NAME")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .env_remove("NODE_NAME");
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&lines);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Self { child, lines }
-    }
-
-    fn wait_line(&self, needle: &str) -> String {
-        let t0 = Instant::now();
-        loop {
-            if let Some(l) = self
-                .lines
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|l| l.contains(needle))
-            {
-                return l.clone();
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(20),
-                "no line with {needle:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// The gRPC address from the listening line (text or inside a JSON message).
-    fn grpc_url(&self) -> String {
-        let line = self.wait_line(" listening grpc=");
-        let addr = line
-            .split("grpc=")
-            .nth(1)
-            .and_then(|rest| rest.split([' ', '"']).next())
-            .unwrap();
-        format!("http://{addr}")
-    }
+    })
 }
 
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn instance_of(url: &str) -> pb::Instance {
-    let mut c = StressServiceClient::connect(url.to_string()).await.unwrap();
+async fn instance_of(d: &Stressd) -> pb::Instance {
+    let mut c = d.client().await;
     status(&mut c)
         .await
         .instance
@@ -98,8 +37,8 @@ async fn status_names_the_pod_and_a_restart_gets_a_new_instance_id() {
         ("POD_NAMESPACE", "memstress"),
         ("NODE_NAME", "worker-3"),
     ];
-    let first = Proc::spawn(&[], &env);
-    let a = instance_of(&first.grpc_url()).await;
+    let first = spawn(&[], &env);
+    let a = instance_of(&first).await;
     assert_eq!(a.pod_name, "memory-stress-7d9f-abcde");
     assert_eq!(a.pod_namespace, "memstress");
     assert_eq!(a.node_name, "worker-3");
@@ -109,27 +48,23 @@ async fn status_names_the_pod_and_a_restart_gets_a_new_instance_id() {
     assert!(a.started_at_unix_ms > 0);
     assert_eq!(a.version, env!("CARGO_PKG_VERSION"));
     // The same process keeps its id; a new process (a restart) gets another.
-    assert_eq!(
-        instance_of(&first.grpc_url()).await.instance_id,
-        a.instance_id
-    );
+    assert_eq!(instance_of(&first).await.instance_id, a.instance_id);
     drop(first);
-    let second = Proc::spawn(&[], &env);
-    let b = instance_of(&second.grpc_url()).await;
+    let second = spawn(&[], &env);
+    let b = instance_of(&second).await;
     assert_ne!(b.instance_id, a.instance_id);
     assert_eq!(b.pod_name, a.pod_name);
 
     // Outside Kubernetes the downward-API fields are empty, never made up.
-    let bare = Proc::spawn(&[], &[]);
-    let c = instance_of(&bare.grpc_url()).await;
+    let bare = spawn(&[], &[]);
+    let c = instance_of(&bare).await;
     assert_eq!((c.pod_name.as_str(), c.node_name.as_str()), ("", ""));
 }
 
 #[tokio::test]
 async fn json_log_format_makes_every_stdout_line_a_json_object() {
-    let p = Proc::spawn(&["--log-format", "json"], &[]);
-    let url = p.grpc_url();
-    let mut c = StressServiceClient::connect(url).await.unwrap();
+    let p = spawn(&["--log-format", "json"], &[]);
+    let mut c = p.client().await;
     let mut req = start_mb(16);
     req.duration_seconds = Some(5);
     c.start(req).await.unwrap();
@@ -140,8 +75,7 @@ async fn json_log_format_makes_every_stdout_line_a_json_object() {
     c.stop(pb::StopRequest {}).await.unwrap();
     p.wait_line("STRESS_TEST_STOPPED");
     // SIGTERM: the shutdown lines are JSON too.
-    // SAFETY: plain kill(2) on our own child.
-    unsafe { libc::kill(p.child.id() as i32, libc::SIGTERM) };
+    p.signal(libc::SIGTERM);
     p.wait_line("stressd: stopped");
     let lines = p.lines.lock().unwrap().clone();
     let mut ops = Vec::new();
@@ -154,7 +88,8 @@ async fn json_log_format_makes_every_stdout_line_a_json_object() {
         assert!(v["ts"].as_str().unwrap().ends_with('Z'), "{line}");
         ops.push(v["operation"].as_str().unwrap().to_string());
         if v["operation"] == "BUILD_TREE_COMPLETE" {
-            assert!(v["rss_mib"].as_f64().unwrap() > 16.0, "{line}");
+            // The build stops within a page of the 16 MiB target; rss_mib has one decimal.
+            assert!(v["rss_mib"].as_f64().unwrap() >= 15.9, "{line}");
             assert!(!v["run_id"].as_str().unwrap().is_empty(), "{line}");
             assert!(v["sequence"].as_u64().unwrap() > 0, "{line}");
         }

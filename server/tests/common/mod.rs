@@ -100,8 +100,9 @@ impl Stressd {
         let line = rx
             .recv_timeout(Duration::from_secs(20))
             .expect("stressd printed its listening line");
+        // `--log-format json` puts the line inside a JSON string: a quote ends a field too.
         let field = |k: &str| {
-            line.split_whitespace()
+            line.split(|c: char| c.is_whitespace() || c == '"')
                 .find_map(|w| w.strip_prefix(k))
                 .expect("address in listening line")
                 .to_string()
