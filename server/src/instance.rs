@@ -42,15 +42,6 @@ impl Instance {
             version: env!("CARGO_PKG_VERSION").to_string(),
         }
     }
-
-    /// The name to show: the pod name where known, else the host name.
-    pub fn display_name(&self) -> &str {
-        if self.pod_name.is_empty() {
-            &self.hostname
-        } else {
-            &self.pod_name
-        }
-    }
 }
 
 #[cfg(test)]
@@ -75,7 +66,6 @@ mod tests {
         assert_eq!(a.pod_name, "memory-stress-abc12");
         assert_eq!(a.pod_namespace, "memstress");
         assert_eq!(a.node_name, "node-1");
-        assert_eq!(a.display_name(), "memory-stress-abc12");
         assert_eq!(a.instance_id.len(), 16);
         assert_ne!(
             a.instance_id, b.instance_id,
@@ -84,14 +74,11 @@ mod tests {
     }
 
     #[test]
-    fn outside_kubernetes_the_host_name_is_shown() {
+    fn outside_kubernetes_nothing_is_made_up() {
         let root = tempfile::tempdir().unwrap();
         let i = Instance::detect(root.path(), |_| None);
         assert_eq!(i.hostname, "");
         assert_eq!(i.pod_name, "");
-        assert_eq!(i.display_name(), "");
-        let mut j = i.clone();
-        j.hostname = "laptop".into();
-        assert_eq!(j.display_name(), "laptop");
+        assert_eq!(i.node_name, "");
     }
 }
