@@ -334,9 +334,7 @@ pub(crate) fn log_entry(e: &LogEntry) -> String {
 
 /// [`log_entry`] as its lines, without newlines (for callers that prefix every line).
 pub(crate) fn log_entry_lines(e: &LogEntry) -> Vec<String> {
-    let stamp = memstress_proto::time::format_unix_ms(e.timestamp_unix_ms);
-    // "YYYY-MM-DDTHH:MM:SS.mmmZ": the time of day is characters 11..19.
-    let time = stamp.get(11..19).unwrap_or(&stamp);
+    let time = time_of_day(e.timestamp_unix_ms);
     let memory = match e.working_set_mb {
         Some(ws) => format!("RSS {:>6.1}  WS {ws:>6.1} MiB", e.memory_mb),
         None => format!("RSS {:>6.1} MiB", e.memory_mb),
@@ -359,6 +357,13 @@ pub(crate) fn log_entry_lines(e: &LogEntry) -> Vec<String> {
         lines.push(format!("{lead}{chunk}").trim_end().to_owned());
     }
     lines
+}
+
+/// The UTC time of day of a log entry, "HH:MM:SS".
+pub(crate) fn time_of_day(unix_ms: i64) -> String {
+    let stamp = memstress_proto::time::format_unix_ms(unix_ms);
+    // "YYYY-MM-DDTHH:MM:SS.mmmZ": the time of day is characters 11..19.
+    stamp.get(11..19).unwrap_or(&stamp).to_owned()
 }
 
 /// Splits `text` into lines of at most `width` characters at spaces; a word longer than

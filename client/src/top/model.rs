@@ -214,13 +214,10 @@ fn push_log(logs: &mut VecDeque<LogLine>, line: LogLine) {
 /// A log entry in a line short enough for a terminal: "15:47:14 BUILDING message", with the
 /// operation's short label as in `stressctl logs`.
 fn log_text(e: &LogEntry) -> String {
-    let secs = e.timestamp_unix_ms.rem_euclid(86_400_000) / 1000;
-    let op = crate::text::operation_label(e.operation);
     format!(
-        "{:02}:{:02}:{:02} {op} {}",
-        secs / 3600,
-        (secs % 3600) / 60,
-        secs % 60,
+        "{} {} {}",
+        crate::text::time_of_day(e.timestamp_unix_ms),
+        crate::text::operation_label(e.operation),
         e.message
     )
 }
